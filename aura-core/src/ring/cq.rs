@@ -1,0 +1,125 @@
+//! `Cq<'a>`: the application's view of the completion queue.
+//!
+//! The view caches the kernel's tail (read with Acquire) and keeps the application's head
+//! locally; slots it has consumed are handed back to the kernel at [`Cq::sync`] (also run on
+//! drop), which publishes the head with Release. CQEs that carry the ring's reserved `user_data`
+//! (its own internal timeouts) are skipped.
+
+use super::mem::CqRaw;
+use crate::slab::RESERVED_USER_DATA;
+use crate::sync::Ordering;
+use crate::sys::abi::{self, Cqe};
+
+/// A borrowed view of the completion queue; an iterator over ready CQEs.
+#[derive(Debug)]
+pub struct Cq<'a> {
+    raw: &'a CqRaw,
+    /// Local head: entries below it have been consumed; published at `sync`.
+    head: u32,
+    /// Cached kernel tail.
+    tail: u32,
+}
+
+impl<'a> Cq<'a> {
+    pub(crate) fn new(raw: &'a CqRaw) -> Self {
+        // Relaxed: the application is the only writer of the CQ head.
+        let head = raw.word(raw.head).load(Ordering::Relaxed);
+        // Acquire pairs with the kernel's smp_store_release of the CQ tail after it wrote the CQEs
+        // below it.
+        let tail = raw.word(raw.tail).load(Ordering::Acquire);
+        Cq { raw, head, tail }
+    }
+
+    /// Returns consumed slots to the kernel and looks for new completions.
+    #[inline]
+    pub fn sync(&mut self) {
+        // Release pairs with the kernel's smp_load_acquire of the CQ head before it writes a CQE
+        // into a slot: our reads of the consumed slots happen-before it overwrites them.
+        self.raw
+            .word(self.raw.head)
+            .store(self.head, Ordering::Release);
+        // Acquire: as in `new`.
+        self.tail = self.raw.word(self.raw.tail).load(Ordering::Acquire);
+    }
+
+    /// CQEs ready to be read (as of the cached tail), reserved ones included.
+    pub fn len(&self) -> u32 {
+        self.tail.wrapping_sub(self.head)
+    }
+
+    /// Whether no CQE is ready (as of the cached tail).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The queue's size.
+    pub fn capacity(&self) -> u32 {
+        self.raw.entries
+    }
+
+    /// CQEs the kernel could not deliver at all (overflow with no memory left for its list).
+    pub fn overflow(&self) -> u32 {
+        // Relaxed: a statistic with no data behind it.
+        self.raw.word(self.raw.overflow).load(Ordering::Relaxed)
+    }
+
+    /// Stops (or resumes) eventfd notifications for this ring (`IORING_CQ_EVENTFD_DISABLED`).
+    pub fn set_eventfd_enabled(&mut self, enabled: bool) {
+        let w = self.raw.word(self.raw.flags);
+        // Relaxed: the kernel reads this flag with READ_ONCE as a hint; no data depends on it.
+        if enabled {
+            w.fetch_and(!abi::IORING_CQ_EVENTFD_DISABLED, Ordering::Relaxed);
+        } else {
+            w.fetch_or(abi::IORING_CQ_EVENTFD_DISABLED, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts ready CQEs that are not the ring's own, and says whether one of the ring's own is
+    /// among them. Consumes nothing.
+    pub(crate) fn peek_reserved(&self) -> (u32, bool) {
+        let mut user = 0;
+        let mut seen = false;
+        let mut i = self.head;
+        while i != self.tail {
+            // SAFETY: `i` lies between our head and the tail read with Acquire.
+            let cqe = unsafe { self.raw.read(i) };
+            if cqe.user_data == RESERVED_USER_DATA {
+                seen = true;
+            } else {
+                user += 1;
+            }
+            i = i.wrapping_add(1);
+        }
+        (user, seen)
+    }
+}
+
+impl Iterator for Cq<'_> {
+    type Item = Cqe;
+
+    #[inline]
+    fn next(&mut self) -> Option<Cqe> {
+        loop {
+            if self.head == self.tail {
+                return None;
+            }
+            // SAFETY: head != tail, and the tail was read with Acquire, so this slot is published
+            // and the kernel will not overwrite it before we publish a head past it.
+            let cqe = unsafe { self.raw.read(self.head) };
+            self.head = self.head.wrapping_add(1);
+            if cqe.user_data != RESERVED_USER_DATA {
+                return Some(cqe);
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.len() as usize))
+    }
+}
+
+impl Drop for Cq<'_> {
+    fn drop(&mut self) {
+        self.sync();
+    }
+}

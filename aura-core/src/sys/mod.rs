@@ -1,0 +1,199 @@
+//! Every raw syscall aura makes: `io_uring_setup`, `io_uring_enter`, `io_uring_register`, `mmap`,
+//! `munmap`, `close` — thin typed wrappers over rustix's `linux_raw` backend (no libc).
+//!
+//! # Safety
+//!
+//! This module opts into `unsafe` because the kernel reads and writes memory through the pointers
+//! these calls carry. The invariants every caller upholds:
+//! - an `enter` that submits SQEs may only do so when every buffer, iovec and timespec those SQEs
+//!   point at stays valid until the matching CQE is reaped;
+//! - a `register` call's `arg` points at `nr` valid entries of the type the opcode expects;
+//! - `munmap` is given exactly a pointer and length that `mmap` returned, once.
+//!
+//! Kernel-written results come back as plain integers (see [`abi`]).
+
+pub mod abi;
+
+use core::ffi::c_void;
+use core::ptr::NonNull;
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::io_uring as ru;
+
+use crate::error::Errno;
+use abi::{RawParams, Timespec};
+
+/// `io_uring_setup(entries, params)`: creates a ring and fills in `params` with the kernel's answer
+/// (entry counts, features, ring offsets).
+///
+/// `IORING_SETUP_ATTACH_WQ` is refused with `EINVAL` here, because it makes the call read `wq_fd`
+/// as a file descriptor this wrapper cannot vouch for.
+pub fn setup(entries: u32, params: &mut RawParams) -> Result<OwnedFd, Errno> {
+    if params.flags & abi::IORING_SETUP_ATTACH_WQ != 0 {
+        return Err(Errno::INVAL);
+    }
+    let mut p = ru::io_uring_params::default();
+    p.sq_entries = params.sq_entries;
+    p.cq_entries = params.cq_entries;
+    p.flags = ru::IoringSetupFlags::from_bits_retain(params.flags);
+    p.sq_thread_cpu = params.sq_thread_cpu;
+    p.sq_thread_idle = params.sq_thread_idle;
+    // SAFETY: ATTACH_WQ is rejected above, so the kernel never interprets `wq_fd` as a descriptor;
+    // `p` is a valid, exclusively borrowed io_uring_params for the duration of the call.
+    let fd = unsafe { ru::io_uring_setup(entries, &mut p)? };
+    params.sq_entries = p.sq_entries;
+    params.cq_entries = p.cq_entries;
+    params.flags = p.flags.bits();
+    params.features = p.features.bits();
+    let so = &p.sq_off;
+    params.sq_off = abi::SqringOffsets {
+        head: so.head,
+        tail: so.tail,
+        ring_mask: so.ring_mask,
+        ring_entries: so.ring_entries,
+        flags: so.flags,
+        dropped: so.dropped,
+        array: so.array,
+        resv1: 0,
+        user_addr: 0,
+    };
+    let co = &p.cq_off;
+    params.cq_off = abi::CqringOffsets {
+        head: co.head,
+        tail: co.tail,
+        ring_mask: co.ring_mask,
+        ring_entries: co.ring_entries,
+        overflow: co.overflow,
+        cqes: co.cqes,
+        flags: co.flags,
+        resv1: 0,
+        user_addr: 0,
+    };
+    Ok(fd)
+}
+
+/// `io_uring_enter(fd, to_submit, min_complete, flags, NULL, 0)`.
+///
+/// # Safety
+///
+/// Every SQE published in the ring (up to `to_submit` of them) must point only at memory that stays
+/// valid, and is not otherwise accessed in a conflicting way, until its CQE is reaped.
+pub unsafe fn enter(
+    fd: BorrowedFd<'_>,
+    to_submit: u32,
+    min_complete: u32,
+    flags: u32,
+) -> Result<u32, Errno> {
+    let flags = ru::IoringEnterFlags::from_bits_retain(flags & !abi::IORING_ENTER_EXT_ARG);
+    // SAFETY: the caller guarantees every published SQE's memory is valid (this fn's contract);
+    // EXT_ARG is masked off above, as this form passes no argument.
+    unsafe { ru::io_uring_enter(fd, to_submit, min_complete, flags) }
+}
+
+/// `io_uring_enter2(fd, to_submit, min_complete, flags | IORING_ENTER_EXT_ARG, &arg, sizeof arg)`
+/// with `arg.ts = timeout` (Linux 5.11+, `IORING_FEAT_EXT_ARG`). Returns `ETIME` when the wait timed
+/// out before anything was submitted.
+///
+/// # Safety
+///
+/// As for [`enter`].
+pub unsafe fn enter_timeout(
+    fd: BorrowedFd<'_>,
+    to_submit: u32,
+    min_complete: u32,
+    flags: u32,
+    timeout: &Timespec,
+) -> Result<u32, Errno> {
+    let mut arg = ru::io_uring_getevents_arg::default();
+    arg.ts = ru::io_uring_ptr::new((timeout as *const Timespec).cast_mut().cast::<c_void>());
+    let flags = ru::IoringEnterFlags::from_bits_retain(flags | abi::IORING_ENTER_EXT_ARG);
+    // SAFETY: the caller guarantees every published SQE's memory is valid (this fn's contract);
+    // `arg` and the timespec it points at live on this frame for the whole (synchronous) call, and
+    // the kernel only reads them.
+    unsafe { ru::io_uring_enter_arg(fd, to_submit, min_complete, flags, Some(&arg)) }
+}
+
+/// The `io_uring_register` opcodes aura uses.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum RegisterOp {
+    RegisterBuffers,
+    UnregisterBuffers,
+    RegisterFiles,
+    UnregisterFiles,
+    RegisterFilesUpdate,
+    RegisterEventfd,
+    RegisterEventfdAsync,
+    UnregisterEventfd,
+    RegisterProbe,
+}
+
+/// `io_uring_register(fd, opcode, arg, nr_args)`.
+///
+/// # Safety
+///
+/// `arg` points at `nr` valid entries of the type `op` expects (iovecs, fds, an eventfd, a probe
+/// buffer), writable where the kernel writes (probe). For buffers, the registered memory must stay
+/// valid until it is unregistered or the ring is closed.
+pub unsafe fn register(
+    fd: BorrowedFd<'_>,
+    op: RegisterOp,
+    arg: *const c_void,
+    nr: u32,
+) -> Result<u32, Errno> {
+    use ru::IoringRegisterOp as R;
+    let op = match op {
+        RegisterOp::RegisterBuffers => R::RegisterBuffers,
+        RegisterOp::UnregisterBuffers => R::UnregisterBuffers,
+        RegisterOp::RegisterFiles => R::RegisterFiles,
+        RegisterOp::UnregisterFiles => R::UnregisterFiles,
+        RegisterOp::RegisterFilesUpdate => R::RegisterFilesUpdate,
+        RegisterOp::RegisterEventfd => R::RegisterEventfd,
+        RegisterOp::RegisterEventfdAsync => R::RegisterEventfdAsync,
+        RegisterOp::UnregisterEventfd => R::UnregisterEventfd,
+        RegisterOp::RegisterProbe => R::RegisterProbe,
+    };
+    // SAFETY: the caller guarantees `arg`/`nr` describe valid memory for `op` (this fn's contract).
+    unsafe { ru::io_uring_register(fd, op, arg, nr) }
+}
+
+/// `mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, offset)`: maps one of
+/// the ring's regions (`IORING_OFF_SQ_RING`, `IORING_OFF_CQ_RING`, `IORING_OFF_SQES`).
+pub fn mmap_ring(fd: BorrowedFd<'_>, len: usize, offset: u64) -> Result<NonNull<u8>, Errno> {
+    use rustix::mm::{MapFlags, ProtFlags};
+    // SAFETY: a NULL hint lets the kernel choose fresh addresses, so no existing mapping is
+    // replaced; the result is only dereferenced by ring/ under the invariants in ring/mem.rs.
+    let p = unsafe {
+        rustix::mm::mmap(
+            core::ptr::null_mut(),
+            len,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED | MapFlags::POPULATE,
+            fd,
+            offset,
+        )?
+    };
+    NonNull::new(p.cast::<u8>()).ok_or(Errno::FAULT)
+}
+
+/// `munmap(ptr, len)`.
+///
+/// # Safety
+///
+/// `ptr` and `len` are exactly what one [`mmap_ring`] call returned and was given, the region is
+/// unmapped only once, and nothing dereferences it afterwards.
+pub unsafe fn munmap(ptr: NonNull<u8>, len: usize) -> Result<(), Errno> {
+    // SAFETY: the caller passes a mapping this module created, once (this fn's contract).
+    unsafe { rustix::mm::munmap(ptr.as_ptr().cast::<c_void>(), len) }
+}
+
+/// `close(fd)`: consumes the descriptor.
+pub fn close(fd: OwnedFd) {
+    drop(fd);
+}
+
+/// The raw number of a descriptor, for SQEs.
+pub fn raw_fd(fd: &impl AsFd) -> i32 {
+    use rustix::fd::AsRawFd;
+    fd.as_fd().as_raw_fd()
+}

@@ -1,0 +1,1 @@
+//! Shared helpers for aura's integration tests (temporary files, skip reporting).
