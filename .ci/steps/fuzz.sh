@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Step fuzz:
 #  (a) on stable: replay the committed corpus through the fuzz_replay test
-#      of aura-tests (tests/tests/fuzz_replay.rs);
+#      of aura-tests (tests/fuzz_replay.rs);
 #  (b) if fuzz/ exists: with nightly + cargo-fuzz, for each fuzz target,
 #      replay its corpus (-runs=0) then fuzz it for AURA_FUZZ_SECONDS
 #      (default 20) seconds. The corpus is copied to a temp dir first, so new
@@ -18,14 +18,14 @@ ran=0
 
 # ---- (a) corpus replay on stable ------------------------------------------
 echo "--- fuzz (a): corpus replay on stable"
-if [[ -f tests/tests/fuzz_replay.rs ]]; then
+if [[ -f tests/fuzz_replay.rs ]]; then
     ran=1
     run cargo test -p aura-tests --test fuzz_replay || {
         echo "FAIL: fuzz_replay"
         failed=1
     }
 else
-    echo "(tests/tests/fuzz_replay.rs not present: part (a) not run)"
+    echo "(tests/fuzz_replay.rs not present: part (a) not run)"
 fi
 
 # Skip the rest; but a failure of part (a) is a failure, never a skip.
@@ -43,7 +43,7 @@ echo "--- fuzz (b): cargo fuzz"
 if [[ ! -f fuzz/Cargo.toml ]]; then
     echo "(fuzz/Cargo.toml not present: part (b) not run)"
     if ((ran == 0)); then
-        skip "neither tests/tests/fuzz_replay.rs nor fuzz/Cargo.toml present"
+        skip "neither tests/fuzz_replay.rs nor fuzz/Cargo.toml present"
     fi
     if ((failed)); then
         echo "fuzz: FAILED"

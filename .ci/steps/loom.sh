@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Step loom: the loom model tests (tests/tests/loom_*.rs of the aura-tests
+# Step loom: the loom model tests (tests/loom_*.rs of the aura-tests
 # package), built with --cfg loom in a separate target dir (target/loom) so
 # they don't invalidate the normal build.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -11,13 +11,13 @@ header "loom: RUSTFLAGS=\"--cfg loom\" cargo test --release -p aura-tests --test
 # cargo does not glob --test names: enumerate the files.
 tests=()
 shopt -s nullglob
-for f in tests/tests/loom_*.rs; do
+for f in tests/loom_*.rs; do
     name="$(basename "$f" .rs)"
     tests+=(--test "$name")
 done
 shopt -u nullglob
 if ((${#tests[@]} == 0)); then
-    skip "no loom tests (tests/tests/loom_*.rs) present"
+    skip "no loom tests (tests/loom_*.rs) present"
 fi
 
 start=$SECONDS

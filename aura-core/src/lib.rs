@@ -18,6 +18,8 @@ extern crate alloc;
 extern crate std;
 
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod op;
 #[cfg(not(loom))]
 pub mod register;
@@ -26,6 +28,8 @@ pub mod sim;
 pub mod slab;
 mod sync;
 pub mod sys;
+#[cfg(test)]
+mod tests;
 
 pub use error::{Errno, Error, Result};
 pub use ring::{Cq, Features, Params, Ring, SetupFlags, Sq};

@@ -367,6 +367,19 @@ impl SimKernel {
         }
     }
 
+    /// Posts an arbitrary CQE, as a buggy or hostile kernel might (garbage or duplicate
+    /// `user_data`, extreme `res` and `flags`): it goes through the same CQ / overflow path as
+    /// every other completion. For fuzzing and fault-injection tests.
+    pub fn inject_cqe(&mut self, cqe: Cqe) {
+        self.post(cqe);
+    }
+
+    /// Moves parked overflow CQEs into the CQ as far as space allows (what an enter with
+    /// GETEVENTS does).
+    pub fn flush(&mut self) {
+        self.flush_overflow();
+    }
+
     /// SQ size of the simulated ring.
     pub fn sq_entries(&self) -> u32 {
         self.k.sq_entries()

@@ -1,0 +1,1 @@
+//! Unit tests of the ring against the simulated kernel (placeholder: being written).
