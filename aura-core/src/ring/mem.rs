@@ -129,6 +129,13 @@ enum Backing {
     Heap(#[allow(dead_code)] Arc<HeapRing>),
 }
 
+// SAFETY: HeapRing is shared between the application side (RingMem) and the simulated kernel
+// (KernelSide), exactly like the kernel's mapping: index and flag words are atomics, and each
+// entry cell is accessed by one side at a time under the head/tail protocol (module docs).
+unsafe impl Sync for HeapRing {}
+// SAFETY: as above; HeapRing owns plain data and no thread-bound state.
+unsafe impl Send for HeapRing {}
+
 /// Heap memory laid out like a ring, for the simulated kernel.
 #[derive(Debug)]
 pub(crate) struct HeapRing {

@@ -24,7 +24,7 @@ use alloc::boxed::Box;
 
 pub use cq::Cq;
 pub use mem::RingMem;
-pub use sq::Sq;
+pub use sq::{QueueFull, Sq};
 
 use crate::error::{Errno, Error, Result};
 use crate::sim::{SimConfig, SimKernel};

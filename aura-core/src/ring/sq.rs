@@ -8,6 +8,16 @@ use super::mem::SqRaw;
 use crate::sync::{fence, Ordering};
 use crate::sys::abi::{self, Sqe};
 
+/// The submission queue has no room for the entries.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct QueueFull;
+
+impl core::fmt::Display for QueueFull {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("the submission queue is full")
+    }
+}
+
 /// A borrowed view of the submission queue. Dropping it publishes what was pushed.
 #[derive(Debug)]
 pub struct Sq<'a> {
@@ -57,11 +67,11 @@ impl<'a> Sq<'a> {
     /// # Safety
     ///
     /// As for [`Sq::push`], for every entry.
-    pub unsafe fn push_all(&mut self, sqes: &[Sqe]) -> Result<(), ()> {
+    pub unsafe fn push_all(&mut self, sqes: &[Sqe]) -> Result<(), QueueFull> {
         if (self.capacity() - self.len()) < sqes.len() as u32 {
             self.reload_head();
             if (self.capacity() - self.len()) < sqes.len() as u32 {
-                return Err(());
+                return Err(QueueFull);
             }
         }
         for sqe in sqes {

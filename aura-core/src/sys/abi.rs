@@ -10,7 +10,7 @@
 
 use core::mem::{align_of, size_of};
 use linux_raw_sys::io_uring as k;
-use static_assertions::{assert_eq_align, assert_eq_size, const_assert_eq};
+use static_assertions::const_assert_eq;
 
 /// A submission queue entry, exactly as the kernel reads it (64 bytes, no `SQE128`).
 ///
@@ -173,20 +173,20 @@ pub struct IoVec {
 }
 
 // Layout checks against linux-raw-sys's bindgen output of the kernel headers.
-assert_eq_size!(Sqe, k::io_uring_sqe);
-assert_eq_align!(Sqe, k::io_uring_sqe);
+const_assert_eq!(size_of::<Sqe>(), size_of::<k::io_uring_sqe>());
+const_assert_eq!(align_of::<Sqe>(), align_of::<k::io_uring_sqe>());
 const_assert_eq!(size_of::<Sqe>(), 64);
-assert_eq_size!(Cqe, k::io_uring_cqe);
-assert_eq_align!(Cqe, k::io_uring_cqe);
+const_assert_eq!(size_of::<Cqe>(), size_of::<k::io_uring_cqe>());
+const_assert_eq!(align_of::<Cqe>(), align_of::<k::io_uring_cqe>());
 const_assert_eq!(size_of::<Cqe>(), 16);
-assert_eq_size!(SqringOffsets, k::io_sqring_offsets);
-assert_eq_size!(CqringOffsets, k::io_cqring_offsets);
-assert_eq_size!(RawParams, k::io_uring_params);
-assert_eq_align!(RawParams, k::io_uring_params);
-assert_eq_size!(ProbeOp, k::io_uring_probe_op);
-assert_eq_size!(ProbeHeader, k::io_uring_probe);
-assert_eq_size!(FilesUpdate, k::io_uring_files_update);
-assert_eq_size!(Timespec, k::__kernel_timespec);
+const_assert_eq!(size_of::<SqringOffsets>(), size_of::<k::io_sqring_offsets>());
+const_assert_eq!(size_of::<CqringOffsets>(), size_of::<k::io_cqring_offsets>());
+const_assert_eq!(size_of::<RawParams>(), size_of::<k::io_uring_params>());
+const_assert_eq!(align_of::<RawParams>(), align_of::<k::io_uring_params>());
+const_assert_eq!(size_of::<ProbeOp>(), size_of::<k::io_uring_probe_op>());
+const_assert_eq!(size_of::<ProbeHeader>(), size_of::<k::io_uring_probe>());
+const_assert_eq!(size_of::<FilesUpdate>(), size_of::<k::io_uring_files_update>());
+const_assert_eq!(size_of::<Timespec>(), size_of::<k::__kernel_timespec>());
 const_assert_eq!(size_of::<IoVec>(), 16);
 const_assert_eq!(align_of::<IoVec>(), 8);
 

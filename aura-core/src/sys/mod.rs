@@ -28,6 +28,9 @@ use abi::{RawParams, Timespec};
 ///
 /// `IORING_SETUP_ATTACH_WQ` is refused with `EINVAL` here, because it makes the call read `wq_fd`
 /// as a file descriptor this wrapper cannot vouch for.
+// rustix's params structs are #[non_exhaustive]: they can only be built from Default and then
+// assigned field by field.
+#[allow(clippy::field_reassign_with_default)]
 pub fn setup(entries: u32, params: &mut RawParams) -> Result<OwnedFd, Errno> {
     if params.flags & abi::IORING_SETUP_ATTACH_WQ != 0 {
         return Err(Errno::INVAL);
@@ -97,6 +100,7 @@ pub unsafe fn enter(
 /// # Safety
 ///
 /// As for [`enter`].
+#[allow(clippy::field_reassign_with_default)] // non_exhaustive rustix struct, as in `setup`
 pub unsafe fn enter_timeout(
     fd: BorrowedFd<'_>,
     to_submit: u32,
