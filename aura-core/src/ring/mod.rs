@@ -496,7 +496,6 @@ impl Ring {
                 }
                 Err(Errno::INTR) => continue,
                 Err(Errno::TIME) if tsr.is_some() => return Ok(submitted),
-                Err(Errno::NOMEM) if to_submit == 0 => return Err(Error::MemlockLimit),
                 Err(e) => return Err(Error::Os(e)),
             }
         }

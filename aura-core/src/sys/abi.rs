@@ -179,13 +179,22 @@ const_assert_eq!(size_of::<Sqe>(), 64);
 const_assert_eq!(size_of::<Cqe>(), size_of::<k::io_uring_cqe>());
 const_assert_eq!(align_of::<Cqe>(), align_of::<k::io_uring_cqe>());
 const_assert_eq!(size_of::<Cqe>(), 16);
-const_assert_eq!(size_of::<SqringOffsets>(), size_of::<k::io_sqring_offsets>());
-const_assert_eq!(size_of::<CqringOffsets>(), size_of::<k::io_cqring_offsets>());
+const_assert_eq!(
+    size_of::<SqringOffsets>(),
+    size_of::<k::io_sqring_offsets>()
+);
+const_assert_eq!(
+    size_of::<CqringOffsets>(),
+    size_of::<k::io_cqring_offsets>()
+);
 const_assert_eq!(size_of::<RawParams>(), size_of::<k::io_uring_params>());
 const_assert_eq!(align_of::<RawParams>(), align_of::<k::io_uring_params>());
 const_assert_eq!(size_of::<ProbeOp>(), size_of::<k::io_uring_probe_op>());
 const_assert_eq!(size_of::<ProbeHeader>(), size_of::<k::io_uring_probe>());
-const_assert_eq!(size_of::<FilesUpdate>(), size_of::<k::io_uring_files_update>());
+const_assert_eq!(
+    size_of::<FilesUpdate>(),
+    size_of::<k::io_uring_files_update>()
+);
 const_assert_eq!(size_of::<Timespec>(), size_of::<k::__kernel_timespec>());
 const_assert_eq!(size_of::<IoVec>(), 16);
 const_assert_eq!(align_of::<IoVec>(), 8);
