@@ -62,6 +62,18 @@ impl Default for SimConfig {
     }
 }
 
+/// The simulated kernel as the ring's enter path sees it.
+pub(crate) trait SimEnter: Send + core::fmt::Debug {
+    /// Plays one `io_uring_enter`.
+    fn enter(&mut self, to_submit: u32, min: u32, flags: u32, timed: bool) -> Result<u32, Errno>;
+}
+
+impl SimEnter for SimKernel {
+    fn enter(&mut self, to_submit: u32, min: u32, flags: u32, timed: bool) -> Result<u32, Errno> {
+        SimKernel::enter(self, to_submit, min, flags, timed)
+    }
+}
+
 /// Counters of what the simulated kernel did.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct SimStats {

@@ -27,7 +27,7 @@ pub use mem::RingMem;
 pub use sq::{QueueFull, Sq};
 
 use crate::error::{Errno, Error, Result};
-use crate::sim::{SimConfig, SimKernel};
+use crate::sim::{SimConfig, SimEnter, SimKernel};
 use crate::slab::RESERVED_USER_DATA;
 use crate::sync::Ordering;
 use crate::sys::abi::{self, Cqe, Timespec};
@@ -188,7 +188,9 @@ impl Params {
 enum Backend {
     #[cfg(not(loom))]
     Kernel(rustix::fd::OwnedFd),
-    Sim(Box<SimKernel>),
+    /// Behind a trait object so that a program which never builds a simulated ring does not link
+    /// the simulator (its code is reachable only through the vtable `new_sim` creates).
+    Sim(Box<dyn SimEnter>),
     /// A simulated kernel running elsewhere (another thread) that polls the SQ, like SQPOLL.
     Detached,
 }
@@ -207,6 +209,7 @@ pub struct Ring {
 }
 
 /// Optional setup flags, dropped in this order when the kernel says EINVAL.
+#[cfg(not(loom))]
 const FALLBACKS: [SetupFlags; 4] = [
     SetupFlags::NO_SQARRAY,
     SetupFlags::DEFER_TASKRUN,
@@ -280,7 +283,7 @@ impl Ring {
         let features = SimKernel::FEATURES;
         Ring {
             mem,
-            backend: Backend::Sim(Box::new(SimKernel::new(kernel, config))),
+            backend: Backend::Sim(Box::new(SimKernel::new(kernel, config)) as Box<dyn SimEnter>),
             flags: SetupFlags::empty(),
             features,
             no_ext_arg: config.no_ext_arg,
