@@ -74,24 +74,37 @@ impl<'a> Cq<'a> {
         }
     }
 
-    /// Counts ready CQEs that are not the ring's own, and says whether one of the ring's own is
-    /// among them. Consumes nothing.
-    pub(crate) fn peek_reserved(&self) -> (u32, bool) {
-        let mut user = 0;
-        let mut seen = false;
+    /// Counts the ready CQEs without consuming any: those that are not the ring's own, the
+    /// ring's own, and the ring's own that report an expired timer (`-ETIME`).
+    pub(crate) fn peek_counts(&self) -> PeekCounts {
+        let mut counts = PeekCounts::default();
         let mut i = self.head;
         while i != self.tail {
             // SAFETY: `i` lies between our head and the tail read with Acquire.
             let cqe = unsafe { self.raw.read(i) };
-            if cqe.user_data == RESERVED_USER_DATA {
-                seen = true;
+            if cqe.user_data != RESERVED_USER_DATA {
+                counts.user += 1;
             } else {
-                user += 1;
+                counts.internal += 1;
+                if cqe.res == -crate::Errno::TIME.raw_os_error() {
+                    counts.expired += 1;
+                }
             }
             i = i.wrapping_add(1);
         }
-        (user, seen)
+        counts
     }
+}
+
+/// What [`Cq::peek_counts`] found.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PeekCounts {
+    /// CQEs of the application's requests.
+    pub(crate) user: u32,
+    /// CQEs of the ring's internal requests (reserved `user_data`).
+    pub(crate) internal: u32,
+    /// Internal CQEs of expired timers.
+    pub(crate) expired: u32,
 }
 
 impl Iterator for Cq<'_> {

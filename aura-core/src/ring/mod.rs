@@ -505,10 +505,14 @@ impl Ring {
     }
 
     /// Timed wait without EXT_ARG: a pure-timer TIMEOUT SQE with the reserved user_data, then
-    /// waits for either `want` user CQEs or the timer's CQE; a timer still pending is removed.
+    /// waits for either `want` user CQEs or that timer's expiry. A timer still pending is removed,
+    /// and the call returns only once the removal and the timer's own CQE were posted, so no
+    /// internal request outlives the call and a later wait cannot mistake an old timer's CQE for
+    /// its own (it compares against the expired-timer count it found on entry).
     fn wait_with_timer_sqe(&mut self, want: u32, timeout_ns: u64) -> Result<u32> {
         let mut submitted = 0;
-        if want <= self.cq_user_ready().0 {
+        let start = self.peek();
+        if want <= start.user {
             return self.submit();
         }
         *self.timer = Timespec::from_nanos(timeout_ns);
@@ -521,24 +525,47 @@ impl Ring {
             unsafe { self.sq().push(&timer) }.map_err(|_| Error::Os(Errno::BUSY))?;
         }
         let fired = loop {
-            submitted += self.enter_loop(1, None)?;
-            let (ready, fired) = self.cq_user_ready();
-            if fired || ready >= want {
-                break fired;
+            if !self.wait_for_one_more(&mut submitted)? {
+                break false; // the CQ is full: the caller must reap
+            }
+            let now = self.peek();
+            if now.expired > start.expired {
+                break true;
+            }
+            if now.user >= want {
+                break false;
             }
         };
         if !fired {
+            let before = self.peek().internal;
             let remove =
                 crate::op::timeout_remove(RESERVED_USER_DATA).user_data(RESERVED_USER_DATA);
             // SAFETY: TIMEOUT_REMOVE carries no pointer.
             if unsafe { self.sq().push(&remove) }.is_ok() {
-                submitted += self.submit()?;
+                // Two internal CQEs follow: the removal's and the timer's (-ECANCELED, or -ETIME
+                // if it expired meanwhile).
+                while self.peek().internal < before + 2 {
+                    if !self.wait_for_one_more(&mut submitted)? {
+                        break;
+                    }
+                }
             }
         }
         Ok(submitted)
     }
 
-    fn cq_user_ready(&mut self) -> (u32, bool) {
-        Cq::new(&self.mem.cq).peek_reserved()
+    /// Submits and blocks until the CQ holds one more CQE than now. `false` when the CQ is full
+    /// (nothing more can arrive until the caller reaps).
+    fn wait_for_one_more(&mut self, submitted: &mut u32) -> Result<bool> {
+        let total = self.cq_ready();
+        if total >= self.cq_entries() {
+            return Ok(false);
+        }
+        *submitted += self.enter_loop(total + 1, None)?;
+        Ok(true)
+    }
+
+    fn peek(&mut self) -> cq::PeekCounts {
+        Cq::new(&self.mem.cq).peek_counts()
     }
 }
