@@ -178,7 +178,10 @@ pub fn close(target: impl Into<Target>) -> Sqe {
         Target::Fd(fd) => base(opcode::CLOSE, Target::Fd(fd)),
         Target::Fixed(i) => {
             let mut sqe = base(opcode::CLOSE, Target::Fd(0));
-            sqe.file_index = (i + 1) as i32;
+            // The kernel reads `file_index - 1` as the slot; 0 means "no slot: close `fd`", so
+            // slot u32::MAX must not wrap to 0 (that would close fd 0). Saturated, it names slot
+            // u32::MAX - 1, beyond any file table, and the kernel fails the request.
+            sqe.file_index = i.saturating_add(1) as i32;
             sqe
         }
     }

@@ -430,7 +430,8 @@ impl Ring {
         self.submit_and_wait(0)
     }
 
-    /// Submits, then waits until at least `want` CQEs are ready. `EINTR` is retried.
+    /// Submits, then waits until at least `want` CQEs are ready. `EINTR` is retried. A `want`
+    /// larger than the CQ is refused with [`Error::InvalidArgument`] (it could never be met).
     pub fn submit_and_wait(&mut self, want: u32) -> Result<u32> {
         self.enter_loop(want, None)
     }
@@ -440,6 +441,9 @@ impl Ring {
     /// internal TIMEOUT SQE (whose CQE is never shown). An `EINTR` restarts the wait with the full
     /// timeout.
     pub fn submit_and_wait_timeout(&mut self, want: u32, timeout_ns: u64) -> Result<u32> {
+        if want > self.cq_entries() {
+            return Err(Error::InvalidArgument("want exceeds the CQ size"));
+        }
         if self.features.contains(Features::EXT_ARG) && !self.no_ext_arg {
             self.enter_loop(want, Some(Timespec::from_nanos(timeout_ns)))
         } else {
@@ -449,13 +453,16 @@ impl Ring {
 
     /// Submits and waits like [`Ring::submit_and_wait`], but when the kernel answers `EBUSY` or
     /// `EAGAIN` (completions must be reaped first) hands every ready CQE to `on_cqe` and retries.
-    /// Nothing published is ever dropped or submitted twice.
-    pub fn submit_reaping(&mut self, want: u32, mut on_cqe: impl FnMut(Cqe)) -> Result<u32> {
+    /// Nothing published is ever dropped or submitted twice. CQEs handed to `on_cqe` count toward
+    /// `want` (the retry waits only for the rest, so it never waits for completions that will not
+    /// come).
+    pub fn submit_reaping(&mut self, mut want: u32, mut on_cqe: impl FnMut(Cqe)) -> Result<u32> {
         let mut rounds = 0u32;
         loop {
             match self.submit_and_wait(want) {
                 Err(Error::Os(Errno::BUSY | Errno::AGAIN)) => {
                     let reaped = self.cq().map(&mut on_cqe).count();
+                    want = want.saturating_sub(u32::try_from(reaped).unwrap_or(u32::MAX));
                     rounds += 1;
                     if reaped == 0 && rounds > 64 {
                         return Err(Error::Os(Errno::BUSY));
@@ -467,6 +474,10 @@ impl Ring {
     }
 
     fn enter_loop(&mut self, want: u32, ts: Option<Timespec>) -> Result<u32> {
+        if want > self.cq_entries() {
+            // The CQ can never hold that many: the wait could not end.
+            return Err(Error::InvalidArgument("want exceeds the CQ size"));
+        }
         let sqpoll = self.flags.contains(SetupFlags::SQPOLL);
         let mut submitted = 0u32;
         loop {
