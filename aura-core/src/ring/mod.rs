@@ -526,6 +526,8 @@ impl Ring {
         if want <= start.user {
             return self.submit();
         }
+        // Internal SQEs pushed by this call: not counted in the result.
+        let mut internal = 1;
         *self.timer = Timespec::from_nanos(timeout_ns);
         let timer = crate::op::timeout(&self.timer, 0, 0).user_data(RESERVED_USER_DATA);
         // SAFETY: the timespec lives in a Box owned by the ring, so it outlives the SQE (the
@@ -553,6 +555,7 @@ impl Ring {
                 crate::op::timeout_remove(RESERVED_USER_DATA).user_data(RESERVED_USER_DATA);
             // SAFETY: TIMEOUT_REMOVE carries no pointer.
             if unsafe { self.sq().push(&remove) }.is_ok() {
+                internal += 1;
                 // Two internal CQEs follow: the removal's and the timer's (-ECANCELED, or -ETIME
                 // if it expired meanwhile).
                 while self.peek().internal < before + 2 {
@@ -562,7 +565,7 @@ impl Ring {
                 }
             }
         }
-        Ok(submitted)
+        Ok(submitted.saturating_sub(internal))
     }
 
     /// Submits and blocks until the CQ holds one more CQE than now. `false` when the CQ is full
