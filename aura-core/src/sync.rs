@@ -13,6 +13,7 @@ pub(crate) use core::sync::atomic::{fence, AtomicU32, Ordering};
 
 /// A cell for ring entries (SQEs, CQEs, SQ array slots), with loom's `with` / `with_mut` API.
 #[cfg(loom)]
+#[allow(clippy::unsafe_removed_from_name)] // same name and API as the non-loom cell below
 pub(crate) use loom::cell::UnsafeCell as Cell;
 
 /// A cell for ring entries (SQEs, CQEs, SQ array slots), with loom's `with` / `with_mut` API.
