@@ -17,9 +17,12 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod aimd;
 pub mod error;
+pub mod fixed;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod histogram;
 pub mod op;
 #[cfg(not(loom))]
 pub mod register;

@@ -11,6 +11,9 @@
 //! "succeed" with `res = len`), links (`IO_LINK`) do not order or cancel anything, and time is a
 //! counter of simulated steps.
 
+pub mod device;
+pub mod scenario;
+
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
