@@ -69,7 +69,7 @@
 //!    steps every probing tick, counts flat steps, and settles on the last productive depth.
 //! 3. **Queueing backs off.** A guard of 10 × the baseline P99 ignores a device that got two or
 //!    four times slower (a noisy neighbour, a workload whose knee moved down). aura also counts a
-//!    tick as rising when its mean latency is ≥ 1.5 × the latency floor (the lowest mean latency
+//!    tick as rising when its mean latency is ≥ 1.25 × the latency floor (the lowest mean latency
 //!    of recent eligible ticks): by Little's law that many requests are waiting in the device's
 //!    queue rather than being served.
 //! 4. **Re-probing never stops.** The original re-probed only after a backoff and froze once
@@ -144,10 +144,13 @@ pub const DEFAULT_MIN_IN_FLIGHT: u32 = 4;
 /// aura: pending requests that make a closed-loop client worth tuning (below this, queueing in
 /// the device costs little and PASSTHROUGH's zero overhead wins).
 pub const CLOSED_LOOP_MIN_PENDING: u32 = 32;
-/// aura: mean latency ≥ floor × NUM/DEN counts as queueing (a rising tick).
-pub const QUEUEING_RATIO_NUM: u64 = 3;
+/// aura: mean latency ≥ floor × NUM/DEN (5/4) counts as queueing (a rising tick): a quarter of
+/// the requests in flight are waiting rather than being served. Loose enough for per-tick noise
+/// (the floor is a low order statistic of 50 tick means), tight enough that ×4/5 cuts stop at
+/// the knee (a cut from 1.25 × knee lands on it).
+pub const QUEUEING_RATIO_NUM: u64 = 5;
 /// aura: see [`QUEUEING_RATIO_NUM`].
-pub const QUEUEING_RATIO_DEN: u64 = 2;
+pub const QUEUEING_RATIO_DEN: u64 = 4;
 
 /// The controller's phase.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -244,9 +247,10 @@ pub struct Decision {
     /// The phase after this tick.
     pub phase: Phase,
     /// Measure the latency of one completion in this many (1: every one). The controller asks
-    /// for every completion while the ring does under [`SAMPLE_ALL_BELOW_IOPS`], where two clock
-    /// reads per I/O cost nothing that matters and a slow device still yields enough samples per
-    /// tick, and for 1 in [`SAMPLE_EVERY_FAST`] above it (the original's rate).
+    /// for every completion when a max-P99 target is set (a per-tick P99 from 1 in 8 samples is
+    /// too noisy to hold a target with) or while the ring does under [`SAMPLE_ALL_BELOW_IOPS`]
+    /// (where two clock reads per I/O cost nothing that matters and a slow device still yields
+    /// enough samples per tick), and 1 in [`SAMPLE_EVERY_FAST`] otherwise (the original's rate).
     pub sample_every: u32,
 }
 
@@ -390,6 +394,8 @@ pub struct Aimd {
     floor: MinWindow,
     prev_throughput: u64,
     prev_limit: u32,
+    /// Mean latency of the previous evaluated tick.
+    prev_mean: u64,
     best_limit: u32,
     spikes: u32,
     plateau: u32,
@@ -458,6 +464,7 @@ impl Aimd {
             floor: MinWindow::new(),
             prev_throughput: 0,
             prev_limit: 0,
+            prev_mean: 0,
             best_limit: start,
             spikes: 0,
             plateau: 0,
@@ -525,7 +532,7 @@ impl Aimd {
     }
 
     fn decision(&self) -> Decision {
-        let sample_every = if self.stats.iops < SAMPLE_ALL_BELOW_IOPS {
+        let sample_every = if self.max_p99_ns > 0 || self.stats.iops < SAMPLE_ALL_BELOW_IOPS {
             1
         } else {
             SAMPLE_EVERY_FAST
@@ -574,8 +581,16 @@ impl Aimd {
         self.sqes = 0;
         self.submit_calls = 0;
 
-        let eligible =
-            !(self.phase == Phase::Backoff || (self.phase == Phase::Settling && self.via_backoff));
+        // Right after engaging, the device first drains what PASSTHROUGH admitted (for an HDD at
+        // depth 256 that takes ~0.4 s): BASELINE ignores ticks whose latency is still falling.
+        let draining = self.phase == Phase::Baseline
+            && s.mean.is_some_and(|m| {
+                self.prev_mean > 0 && m.saturating_mul(8) < self.prev_mean.saturating_mul(7)
+            });
+        self.prev_mean = s.mean.unwrap_or(0);
+        let eligible = !draining
+            && !(self.phase == Phase::Backoff
+                || (self.phase == Phase::Settling && self.via_backoff));
         let valid = s.samples >= LOW_IOPS_MIN_SAMPLES && s.p99.is_some();
         if valid && eligible {
             self.baseline.push(s.p99.unwrap_or(0));
@@ -623,7 +638,7 @@ impl Aimd {
         match self.phase {
             Phase::Passthrough => {}
             Phase::Baseline => {
-                self.warmup += 1;
+                self.warmup += u32::from(!draining);
                 if self.warmup >= WARMUP_TICKS {
                     self.enter_probing();
                 }

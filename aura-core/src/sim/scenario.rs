@@ -164,7 +164,7 @@ pub struct TickRow {
     /// P99; [`crate::aimd::AimdStats::guard_ns`]); 0 for a static gate and before it engages.
     pub guard_ns: u64,
     /// The controller's latency floor after this tick (its queueing signal fires at a mean of
-    /// 1.5 × this; [`crate::aimd::AimdStats::latency_floor_ns`]); 0 as for `guard_ns`.
+    /// 1.25 × this; [`crate::aimd::AimdStats::latency_floor_ns`]); 0 as for `guard_ns`.
     pub latency_floor_ns: u64,
     /// Every completion latency of the tick.
     pub hist: Histogram,

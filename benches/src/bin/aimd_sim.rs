@@ -766,14 +766,14 @@ fn svg(title: &str, subtitle: &str, rows: &[TickRow], marks: &[u64], target_ns: 
                 points: rows.iter().map(|r| (start(r), to_y(r.guard_ns))).collect(),
             },
             Series {
-                label: "1.5 × latency floor (mean)",
+                label: "1.25 × latency floor (mean)",
                 colour: "#7f7f7f",
                 width: 1.4,
                 dash: Some("2 3"),
                 step: true,
                 points: rows
                     .iter()
-                    .map(|r| (start(r), to_y(r.latency_floor_ns * 3 / 2)))
+                    .map(|r| (start(r), to_y(r.latency_floor_ns * 5 / 4)))
                     .collect(),
             },
         ],
