@@ -588,9 +588,9 @@ impl Aimd {
                 self.prev_mean > 0 && m.saturating_mul(8) < self.prev_mean.saturating_mul(7)
             });
         self.prev_mean = s.mean.unwrap_or(0);
-        let eligible = !draining
-            && !(self.phase == Phase::Backoff
-                || (self.phase == Phase::Settling && self.via_backoff));
+        let after_cut =
+            self.phase == Phase::Backoff || (self.phase == Phase::Settling && self.via_backoff);
+        let eligible = !(draining || after_cut);
         let valid = s.samples >= LOW_IOPS_MIN_SAMPLES && s.p99.is_some();
         if valid && eligible {
             self.baseline.push(s.p99.unwrap_or(0));
