@@ -2,8 +2,11 @@
 //!
 //! The view caches the kernel's tail (read with Acquire) and keeps the application's head
 //! locally; slots it has consumed are handed back to the kernel at [`Cq::sync`] (also run on
-//! drop), which publishes the head with Release. CQEs that carry the ring's reserved `user_data`
-//! (its own internal timeouts) are skipped.
+//! drop), which publishes the head with Release. On rings that can post CQEs of their own (the
+//! internal timeout of a timed wait without `IORING_FEAT_EXT_ARG`, and simulated rings), CQEs
+//! carrying the reserved `user_data` ([`crate::slab::RESERVED_USER_DATA`], `u64::MAX`) are
+//! skipped; other rings leave out that check, so it costs nothing in the reap loop. Never use
+//! `u64::MAX` as your own `user_data`.
 
 use super::mem::CqRaw;
 use crate::slab::RESERVED_USER_DATA;
@@ -18,16 +21,27 @@ pub struct Cq<'a> {
     head: u32,
     /// Cached kernel tail.
     tail: u32,
+    /// Whether reserved CQEs can appear (else `next` skips the check).
+    skip_reserved: bool,
 }
 
 impl<'a> Cq<'a> {
     pub(crate) fn new(raw: &'a CqRaw) -> Self {
+        Self::with_filter(raw, true)
+    }
+
+    pub(crate) fn with_filter(raw: &'a CqRaw, skip_reserved: bool) -> Self {
         // Relaxed: the application is the only writer of the CQ head.
         let head = raw.word(raw.head).load(Ordering::Relaxed);
         // Acquire pairs with the kernel's smp_store_release of the CQ tail after it wrote the CQEs
         // below it.
         let tail = raw.word(raw.tail).load(Ordering::Acquire);
-        Cq { raw, head, tail }
+        Cq {
+            raw,
+            head,
+            tail,
+            skip_reserved,
+        }
     }
 
     /// Returns consumed slots to the kernel and looks for new completions.
@@ -82,7 +96,7 @@ impl<'a> Cq<'a> {
         while i != self.tail {
             // SAFETY: `i` lies between our head and the tail read with Acquire.
             let cqe = unsafe { self.raw.read(i) };
-            if cqe.user_data != RESERVED_USER_DATA {
+            if !self.skip_reserved || cqe.user_data != RESERVED_USER_DATA {
                 counts.user += 1;
             } else {
                 counts.internal += 1;
@@ -120,14 +134,15 @@ impl Iterator for Cq<'_> {
             // and the kernel will not overwrite it before we publish a head past it.
             let cqe = unsafe { self.raw.read(self.head) };
             self.head = self.head.wrapping_add(1);
-            if cqe.user_data != RESERVED_USER_DATA {
+            if !self.skip_reserved || cqe.user_data != RESERVED_USER_DATA {
                 return Some(cqe);
             }
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.len() as usize))
+        let n = self.len() as usize;
+        (if self.skip_reserved { 0 } else { n }, Some(n))
     }
 }
 

@@ -206,6 +206,9 @@ pub struct Ring {
     no_ext_arg: bool,
     /// The timespec of the TIMEOUT SQE used for timed waits without EXT_ARG (stable address).
     timer: Box<Timespec>,
+    /// Whether CQ views must skip reserved CQEs: false only for a kernel ring that never pushes a
+    /// timer SQE (EXT_ARG in use).
+    skip_reserved: bool,
 }
 
 /// Optional setup flags, dropped in this order when the kernel says EINVAL.
@@ -273,6 +276,7 @@ impl Ring {
             features,
             no_ext_arg: params.no_ext_arg,
             timer: Box::new(Timespec::default()),
+            skip_reserved: !features.contains(Features::EXT_ARG) || params.no_ext_arg,
         })
     }
 
@@ -288,6 +292,7 @@ impl Ring {
             features,
             no_ext_arg: config.no_ext_arg,
             timer: Box::new(Timespec::default()),
+            skip_reserved: true,
         }
     }
 
@@ -302,6 +307,7 @@ impl Ring {
             features: SimKernel::FEATURES,
             no_ext_arg: true,
             timer: Box::new(Timespec::default()),
+            skip_reserved: true,
         };
         (ring, SimKernel::new(kernel, config))
     }
@@ -324,7 +330,9 @@ impl Ring {
 
     /// The completion queue. Dropping the view hands consumed slots back.
     pub fn cq(&mut self) -> Cq<'_> {
-        Cq::new(&self.mem.cq)
+        // Reserved CQEs come only from the timer SQE of `wait_with_timer_sqe` (no EXT_ARG) or a
+        // simulated kernel; a kernel ring with EXT_ARG never sees one.
+        Cq::with_filter(&self.mem.cq, self.skip_reserved)
     }
 
     /// Both queues at once.
@@ -432,8 +440,40 @@ impl Ring {
 
     /// Submits, then waits until at least `want` CQEs are ready. `EINTR` is retried. A `want`
     /// larger than the CQ is refused with [`Error::InvalidArgument`] (it could never be met).
+    #[inline]
     pub fn submit_and_wait(&mut self, want: u32) -> Result<u32> {
+        // Fast path: a kernel ring without SQPOLL, one enter that submits everything and finds
+        // `want` CQEs ready when it returns (the common case). Anything else takes the loop.
+        #[cfg(not(loom))]
+        if let Backend::Kernel(fd) = &self.backend {
+            if !self.flags.contains(SetupFlags::SQPOLL) && want <= self.mem.cq.entries {
+                let fd = rustix::fd::AsFd::as_fd(fd);
+                let to_submit = self.sq_unconsumed();
+                let waiting = want > self.cq_ready();
+                let flags = if waiting || self.needs_getevents() {
+                    abi::IORING_ENTER_GETEVENTS
+                } else {
+                    0
+                };
+                if to_submit == 0 && flags == 0 {
+                    return Ok(0);
+                }
+                let min = if waiting { want } else { 0 };
+                // SAFETY: as in `enter`.
+                match unsafe { crate::sys::enter(fd, to_submit, min, flags) } {
+                    Ok(n) if want <= self.cq_ready() => return Ok(n),
+                    Ok(n) => return self.enter_loop_from(want, None, n),
+                    Err(Errno::INTR) => {}
+                    Err(e) => return Err(Self::enter_error(e)),
+                }
+            }
+        }
         self.enter_loop(want, None)
+    }
+
+    #[cold]
+    fn enter_error(e: Errno) -> Error {
+        Error::Os(e)
     }
 
     /// Like [`Ring::submit_and_wait`] but gives up after `timeout_ns`; returns normally either
@@ -474,12 +514,17 @@ impl Ring {
     }
 
     fn enter_loop(&mut self, want: u32, ts: Option<Timespec>) -> Result<u32> {
+        self.enter_loop_from(want, ts, 0)
+    }
+
+    #[inline(never)]
+    fn enter_loop_from(&mut self, want: u32, ts: Option<Timespec>, submitted: u32) -> Result<u32> {
         if want > self.cq_entries() {
             // The CQ can never hold that many: the wait could not end.
             return Err(Error::InvalidArgument("want exceeds the CQ size"));
         }
         let sqpoll = self.flags.contains(SetupFlags::SQPOLL);
-        let mut submitted = 0u32;
+        let mut submitted = submitted;
         loop {
             let to_submit = self.sq_unconsumed();
             let mut flags = 0;
