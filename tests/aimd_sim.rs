@@ -5,7 +5,7 @@
 
 use aura_core::aimd::{AimdOptions, Phase, PLATEAU_CONFIRM};
 use aura_core::sim::device::{hdd, network, nvme, nvme_knee16, sata_ssd, Event, Profile};
-use aura_core::sim::scenario::{run, summarize, Gate, Load, Scenario, TickRow};
+use aura_core::sim::scenario::{run, settle_time_ns, summarize, Gate, Load, Scenario, TickRow};
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
@@ -18,34 +18,12 @@ fn within(limit: u32, knee: u32, percent: u64) -> bool {
     u64::from(limit).abs_diff(u64::from(knee)) * 100 <= u64::from(knee) * percent
 }
 
-/// The start of the first tick after `from` from which the controller holds its limit within
-/// ±`percent` % of the model's knee until `to`. Re-probes may step past it by at most the plateau
-/// confirmation (three +1 steps, rolled back, or cut back on a latency rise).
-fn settled_at(rows: &[TickRow], from: u64, to: u64, percent: u64) -> Option<u64> {
-    let mut settled = None;
-    for r in rows.iter().filter(|r| r.t_ns > from && r.t_ns <= to) {
-        let excursion = matches!(r.phase, Phase::Probing | Phase::Backoff);
-        let ok = if excursion && settled.is_some() {
-            r.limit <= r.knee + r.knee * percent as u32 / 100 + PLATEAU_CONFIRM
-                && within(r.limit, r.knee, 100)
-        } else {
-            r.phase.is_engaged() && within(r.limit, r.knee, percent)
-        };
-        match (ok, settled) {
-            (true, None) => settled = Some(r.t_ns - 10 * MS),
-            (false, _) => settled = None,
-            _ => {}
-        }
-    }
-    settled
-}
-
 #[test]
 fn converges_from_a_cold_start_on_every_profile() {
     for profile in [nvme(), sata_ssd(), hdd(), network()] {
         let s = closed_loop(profile, 256, Gate::Aimd(AimdOptions::new(256)), 5);
         let rows = run(&s);
-        let at = settled_at(&rows, 0, 5 * SEC, 25)
+        let at = settle_time_ns(&rows, 0, 5 * SEC, 25)
             .unwrap_or_else(|| panic!("{}: never settled", profile.name));
         assert!(at <= 2 * SEC, "{}: settled at {} ms", profile.name, at / MS);
         let next = summarize(&rows, at, at + SEC);
@@ -187,13 +165,13 @@ fn reconverges_after_a_phase_change_either_way() {
         profile: nvme(),
     });
     let rows = run(&s);
-    let at = settled_at(&rows, down, up, 25).expect("never settled at the new knee 16");
+    let at = settle_time_ns(&rows, down, up, 25).expect("never settled at the new knee 16");
     assert!(
         at - down <= 2 * SEC,
         "reconverged to 16 after {} ms",
         (at - down) / MS
     );
-    let at = settled_at(&rows, up, 8 * SEC, 25).expect("never settled back at 64");
+    let at = settle_time_ns(&rows, up, 8 * SEC, 25).expect("never settled back at 64");
     assert!(
         at - up <= 2 * SEC,
         "reconverged to 64 after {} ms",

@@ -45,7 +45,7 @@
 use alloc::vec::Vec;
 
 use super::device::{Device, Event, Profile};
-use crate::aimd::{Aimd, AimdOptions, Phase, TICK_NS};
+use crate::aimd::{Aimd, AimdOptions, Phase, PLATEAU_CONFIRM, TICK_NS};
 use crate::histogram::Histogram;
 
 /// Nanoseconds per second.
@@ -352,9 +352,11 @@ pub fn summarize(rows: &[TickRow], from_ns: u64, to_ns: u64) -> Summary {
 }
 
 /// When the limit settled near the model's knee within the ticks ending in `(from_ns, to_ns]`:
-/// the start of the first tick from which every later tick of the window has a limit within
-/// ±`tolerance_percent` % of its row's `knee`. `None` if the window's last tick is outside the
-/// band (or the window is empty).
+/// the start of the first tick from which every later tick of the window has a limit
+/// within ±`tolerance_percent` % of its row's `knee`. Once settled, re-probe excursions (PROBING
+/// and BACKOFF ticks) may exceed the band by up to [`PLATEAU_CONFIRM`] steps: each re-probe takes
+/// at most that many +1 steps before rolling them back. `None` if the window ends outside the
+/// band (or is empty).
 pub fn settle_time_ns(
     rows: &[TickRow],
     from_ns: u64,
@@ -364,8 +366,14 @@ pub fn settle_time_ns(
     let mut settled = None;
     for r in window(rows, from_ns, to_ns) {
         let knee = u64::from(r.knee);
-        let inside = u64::from(r.limit).abs_diff(knee) * 100 <= knee * u64::from(tolerance_percent);
-        match (inside, settled) {
+        let band = knee * u64::from(tolerance_percent);
+        let limit = u64::from(r.limit);
+        let inside = limit.abs_diff(knee) * 100 <= band;
+        let excursion = settled.is_some()
+            && matches!(r.phase, Phase::Probing | Phase::Backoff)
+            && limit >= knee
+            && (limit - knee) * 100 <= band + u64::from(PLATEAU_CONFIRM) * 100;
+        match (inside || excursion, settled) {
             (true, None) => settled = Some(r.t_ns - TICK_NS),
             (false, _) => settled = None,
             (true, Some(_)) => {}

@@ -221,6 +221,12 @@ struct Report {
 fn report(rows: &[TickRow], from: u64, to: u64) -> Report {
     let settle = settle_time_ns(rows, from, to, 25);
     let start = settle.unwrap_or_else(|| to.saturating_sub(SEC)).max(from);
+    // The device first drains what PASSTHROUGH admitted (an HDD takes ~0.4 s to finish 256):
+    // measure from the first tick the device runs at the limit.
+    let start = rows
+        .iter()
+        .find(|r| r.t_ns > start && r.in_flight <= r.limit)
+        .map_or(start, |r| r.t_ns - 10 * MS);
     let end = (start + SEC).min(to);
     let sum = summarize(rows, start, end);
     let knee = rows.iter().find(|r| r.t_ns > start).map_or(0, |r| r.knee);
@@ -260,8 +266,9 @@ fn fmt_lat(ns: u64) -> String {
 fn table(depth: u32, seconds: Option<u64>, sample_every: u32) {
     println!(
         "Closed loop at depth {depth}, `AimdOptions::new({depth})`, latency sampling {}; settled = \
-         the first tick after which the limit stays within ±25 % of the knee to the end of the run; \
-         the next columns cover the second after that.\n",
+         the first tick after which the limit stays within ±25 % of the knee to the end of the run \
+         (re-probes may step up to 3 past it); the next columns cover the second after the device \
+         drained to that limit.\n",
         if sample_every == 0 {
             "as the controller asks (all under 50k IOPS, 1 in 8 above)".to_string()
         } else {
@@ -852,11 +859,14 @@ fn main() -> ExitCode {
         args.profile, args.scenario
     );
     let subtitle = format!(
-        "knee {}, base {}, closed loop depth {}, latency sampled 1 in {}, seed {:#x}",
+        "knee {}, base {}, closed loop depth {}, latency sampling {}, seed {:#x}",
         profile.knee,
         fmt_lat(profile.base_ns),
         args.depth,
-        b.scenario.sample_every,
+        match b.scenario.sample_every {
+            0 => "as the controller asks".to_string(),
+            n => format!("1 in {n}"),
+        },
         b.scenario.seed
     );
     let subtitle = match args.scenario.as_str() {
