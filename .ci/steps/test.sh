@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# Step test: the workspace's unit, integration and doc tests on stable.
+# Step test: the workspace's unit, integration and doc tests on stable. Live-kernel tests that
+# cannot run here (a feature the kernel lacks) log a line to AURA_SKIP_LOG; they are counted and
+# listed after the run, and never counted as passes of their checks.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 header "test: cargo test --workspace"
 
+AURA_SKIP_LOG="$(pwd)/target/aura-skips.log"
+export AURA_SKIP_LOG
+mkdir -p target
+rm -f "$AURA_SKIP_LOG"
 run cargo test --workspace
+if [[ -s "$AURA_SKIP_LOG" ]]; then
+    echo "test: $(wc -l < "$AURA_SKIP_LOG") live-kernel check(s) skipped on this machine:"
+    sed 's/^/  /' "$AURA_SKIP_LOG"
+else
+    echo "test: 0 live-kernel checks skipped"
+fi
 echo "test: ok"

@@ -4,8 +4,10 @@
 //!
 //! A live-kernel test that cannot run on this machine (an opcode the kernel lacks, a privilege
 //! it does not have) calls [`skip`] and returns early. The test harness still counts it as
-//! passed, so the message is printed to stderr as `skipped: <test>: <why>`. Cargo captures the
-//! output of passing tests: run with `cargo test -p aura-tests -- --nocapture` to see the skips.
+//! passed, so [`skip`] says so out loud: it writes `skipped: <test>: <why>` straight to the
+//! process's stderr (not through `eprintln!`, which the harness captures for passing tests), and,
+//! when the environment variable `AURA_SKIP_LOG` names a file, appends the same line there. The CI
+//! test step sets it and prints the count of skips after the run.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -16,10 +18,18 @@ static SKIPPED: AtomicUsize = AtomicUsize::new(0);
 
 /// Tells the reader (loudly, on stderr) that `test` did not run its checks, and why.
 ///
-/// The caller returns right after. Visible with `--nocapture`.
+/// The caller returns right after.
 pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
     SKIPPED.fetch_add(1, Ordering::Relaxed);
-    eprintln!("skipped: {test}: {why}");
+    let line = format!("skipped: {test}: {why}\n");
+    // Written directly, so the test harness's output capture does not swallow it.
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(log) = std::env::var_os("AURA_SKIP_LOG") {
+        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(log) {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
 }
 
 /// How many skips this process reported so far.
