@@ -5,7 +5,7 @@
 
 use aura_core::aimd::{AimdOptions, Phase, PLATEAU_CONFIRM};
 use aura_core::sim::device::{hdd, network, nvme, nvme_knee16, sata_ssd, Event, Profile};
-use aura_core::sim::scenario::{run, settle_time_ns, summarize, Gate, Load, Scenario, TickRow};
+use aura_core::sim::scenario::{run, settle_time_ns, summarize, Gate, Load, Scenario};
 
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;

@@ -220,7 +220,7 @@ pub struct AimdOptions {
     pub initial_in_flight: u32,
     /// Max P99 latency target in ns (0: none). When set it replaces the derived latency guard.
     pub max_p99_ns: u64,
-    /// A fixed batch threshold (0: tuned from the SQEs-per-submit ratio).
+    /// A fixed batch threshold (0: tuned from the SQEs-per-submit ratio; at most 65 536).
     pub batch_threshold: u32,
 }
 
@@ -397,6 +397,8 @@ pub struct Aimd {
     /// Mean latency of the previous evaluated tick.
     prev_mean: u64,
     best_limit: u32,
+    /// The limit the current probe started from.
+    probe_start: u32,
     spikes: u32,
     plateau: u32,
     settle: u32,
@@ -466,6 +468,7 @@ impl Aimd {
             prev_limit: 0,
             prev_mean: 0,
             best_limit: start,
+            probe_start: start,
             spikes: 0,
             plateau: 0,
             settle: 0,
@@ -619,12 +622,13 @@ impl Aimd {
         // The step measured by this tick: the limit changed at the end of the previous tick.
         let dlimit = i64::from(self.limit) - i64::from(self.prev_limit);
         let productive = if self.prev_limit > 0 && dlimit > 0 {
-            let gain = Fixed::from_int(s.throughput as i64)
-                .sat_sub(Fixed::from_int(self.prev_throughput as i64));
+            let gain = Fixed::from_int(i64::try_from(s.throughput).unwrap_or(i64::MAX)).sat_sub(
+                Fixed::from_int(i64::try_from(self.prev_throughput).unwrap_or(i64::MAX)),
+            );
             let er = gain.div_int(dlimit);
             // A gain must beat 1% and the tick's counting noise (1/sqrt(completions)).
             let noise_div = isqrt(s.completions).clamp(1, 100 / ER_EPSILON_PERCENT as u64) as i64;
-            let threshold = Fixed::from_int(s.throughput as i64)
+            let threshold = Fixed::from_int(i64::try_from(s.throughput).unwrap_or(i64::MAX))
                 .div_int(noise_div)
                 .div_int(dlimit);
             Some(er > threshold)
@@ -787,6 +791,7 @@ impl Aimd {
         self.spikes = 0;
         self.via_backoff = false;
         self.best_limit = self.limit;
+        self.probe_start = self.limit;
         // The first probing tick has no step to judge: it takes one.
         self.prev_limit = self.limit;
     }
@@ -833,7 +838,9 @@ impl Aimd {
                 self.plateau += 1;
                 if self.plateau >= PLATEAU_CONFIRM {
                     let settled = self.best_limit.clamp(self.min, self.max);
-                    if settled != self.limit {
+                    if settled != self.probe_start {
+                        // A re-probe that found a new depth restarts the count toward CONVERGED;
+                        // one that came back to where it started does not.
                         self.stable = 0;
                     }
                     self.limit = settled;
@@ -1142,6 +1149,30 @@ mod tests {
         }
         assert_eq!(a.phase(), Phase::Baseline);
         assert_eq!(a.stats().engagements, engaged_before + 1);
+    }
+
+    #[test]
+    fn an_unchanged_limit_converges_and_keeps_reprobing() {
+        let (mut a, mut t) = probing(AimdOptions::new(256));
+        let knee = 20u32;
+        let mut converged_at = None;
+        let mut probes_after = 0;
+        let mut prev = a.phase();
+        for i in 0..1200 {
+            let n = u64::from(a.limit().min(knee)) * 100;
+            let d = tick_with(&mut a, &mut t, n, 80_000, 4096, 512);
+            if d.phase == Phase::Converged && converged_at.is_none() {
+                converged_at = Some(i);
+            }
+            if converged_at.is_some() && prev == Phase::Converged && d.phase == Phase::Probing {
+                probes_after += 1;
+            }
+            prev = d.phase;
+        }
+        let at = converged_at.expect("never converged");
+        assert!(at <= 700, "converged after {at} ticks");
+        assert!(probes_after >= 3, "re-probes from CONVERGED: {probes_after}");
+        assert!(a.limit() >= knee && a.limit() <= knee + PLATEAU_CONFIRM);
     }
 
     #[test]

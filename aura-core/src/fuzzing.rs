@@ -14,6 +14,10 @@
 //! - [`sqe_build`]: every builder of [`crate::op`] with fuzzed arguments, compared field by field
 //!   with the SQE it must produce, then run through a simulated ring (exactly one CQE, or none when
 //!   `CQE_SKIP_SUCCESS` applies); plus [`Probe::decode`] of fuzzed probe replies.
+//! - [`aimd`]: the AIMD controller ([`Aimd`]) with fuzzed (possibly invalid) options, fed
+//!   completion bursts, submits, ticks whose clock jumps, stalls or runs backwards, and ticks of a
+//!   little device model; checked against the documented option rules, the evaluation window,
+//!   the bounds, the phase graph and what each phase may do to the limit.
 //!
 //! The simulated kernel never dereferences the pointers an SQE carries, so pointers here are
 //! arbitrary integers.
@@ -21,6 +25,11 @@
 use alloc::vec::Vec;
 use core::ptr;
 
+use crate::aimd::{
+    Aimd, AimdOptions, AimdStats, Decision, Phase, CLOSED_LOOP_MIN_PENDING, DEFAULT_MIN_IN_FLIGHT,
+    ENGAGE_PENDING_DELTA, LOW_IOPS_MIN_SAMPLES, MAX_BATCH_THRESHOLD, MAX_SAMPLE_WINDOW_NS,
+    MIN_BATCH, SAMPLE_ALL_BELOW_IOPS, SAMPLE_EVERY_FAST, TICK_NS,
+};
 use crate::error::{Errno, Error};
 use crate::op::{self, SqeFlags, Target};
 #[cfg(not(loom))]
@@ -990,5 +999,676 @@ fn probe_reply(input: &mut Input<'_>, ring: &Ring) {
         for op in 0..=u8::MAX {
             assert_eq!(p.supports(op), SimKernel::supports(op));
         }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// aimd
+// ------------------------------------------------------------------------------------------------
+
+/// How many records one `aimd` input decodes at most.
+const AIMD_MAX_RECORDS: usize = 4096;
+
+/// How many completions one `aimd` input feeds at most (keeps every execution short).
+const AIMD_MAX_COMPLETIONS: u64 = 1 << 16;
+
+/// How many ticks one `aimd` input runs at most: 20 s of 10 ms ticks.
+const AIMD_MAX_TICKS: u32 = 2048;
+
+/// The most completions in one burst or one device tick.
+const AIMD_MAX_BURST: u32 = 4096;
+
+/// Drives the AIMD controller with fuzzed options and a fuzzed stream of completions, submits and
+/// ticks, and checks it after every tick.
+///
+/// Layout: five option bytes (`max_in_flight`, `min_in_flight`, `initial_in_flight`,
+/// `max_p99_ns`, `batch_threshold`; each a selector, some followed by a value), then records: a
+/// tag byte whose low two bits choose the kind and whose upper six bits (`arg`) modify it, and
+/// its arguments:
+///
+/// - `0`: a completion burst: count (`u16` modulo 4097), latency, bytes; `arg & 1` measures the
+///   latency of one completion in [`SAMPLE_EVERY_FAST`] only;
+/// - `1`: `arg + 1` submits of the same SQE count (an edge-value `u32`);
+/// - `2`: a tick: the time step (`+0`, small, 10 ms, 5 ms − 1, 5 ms, 1 s, huge, backwards by a
+///   little or a lot, absolute 0 or `u64::MAX`) and the pending count;
+/// - `3`: `arg + 1` ticks of 10 ms against a device model: a knee byte (0: none) and a rate byte
+///   (completions per tick and unit of depth below the knee), latency, bytes and a pending rule;
+///   above the knee the latency grows with the limit (Little's law) and the throughput stays
+///   flat. The latency is measured for one completion in the last decision's `sample_every`.
+///
+/// An input runs at most 4096 records, 2048 ticks and 2¹⁶ completions.
+///
+/// `Aimd::new` must accept exactly the options its documentation allows (otherwise the input
+/// ends there). After every tick: `min <= limit <= max` with `(min, max) = bounds()` as derived
+/// from the options, the decision agrees with the accessors, the phase moved along
+/// [`Phase::can_become`], PASSTHROUGH runs at the maximum, the batch threshold is the fixed one
+/// or within [`MIN_BATCH`]`..=`[`MAX_BATCH_THRESHOLD`], `sample_every` follows its documented
+/// rule, a tick is evaluated exactly when its window is long enough (restarting when time goes
+/// backwards) and its stats count every completion and byte, and each phase changes the limit
+/// only the way it may (BASELINE holds the starting limit, PROBING steps by one or settles lower,
+/// BACKOFF cuts, the other phases hold it).
+#[doc(hidden)]
+pub fn aimd(data: &[u8]) {
+    if let Some(r) = aimd_run(data) {
+        // Each engagement and each cut happens on its own evaluated tick.
+        assert!(
+            r.stats.engagements + r.stats.backoffs <= r.stats.ticks,
+            "more engagements and backoffs than evaluated ticks: {:?}",
+            r.stats
+        );
+        assert!(r.phases & phase_bit(r.phase) != 0);
+    }
+}
+
+/// What one `aimd` run reached (for the harness's own tests).
+#[derive(Copy, Clone, Debug)]
+struct AimdReached {
+    /// Bit `phase_bit(p)` is set when a tick ended in phase `p`.
+    phases: u8,
+    /// The final phase.
+    phase: Phase,
+    /// The final stats.
+    stats: AimdStats,
+}
+
+fn phase_bit(p: Phase) -> u8 {
+    1 << match p {
+        Phase::Passthrough => 0,
+        Phase::Baseline => 1,
+        Phase::Probing => 2,
+        Phase::Steady => 3,
+        Phase::Backoff => 4,
+        Phase::Settling => 5,
+        Phase::Converged => 6,
+    }
+}
+
+/// Runs one `aimd` input; `None` when its options were (rightly) refused.
+fn aimd_run(data: &[u8]) -> Option<AimdReached> {
+    let mut input = Input::new(data);
+    let opts = aimd_options(&mut input);
+    let expected = aimd_expected(&opts);
+    let a = match Aimd::new(opts) {
+        Ok(a) => {
+            assert!(expected.is_some(), "Aimd::new accepted {opts:?}");
+            a
+        }
+        Err(e) => {
+            assert!(expected.is_none(), "Aimd::new refused {opts:?}: {e}");
+            return None;
+        }
+    };
+    let (min, start) = expected?;
+    let mut h = AimdHarness::new(a, opts, min, start);
+    let mut records = 0;
+    while !input.is_empty() && records < AIMD_MAX_RECORDS && !h.exhausted() {
+        records += 1;
+        let tag = input.u8();
+        let arg = tag >> 2;
+        match tag & 3 {
+            0 => {
+                let count = u32::from(input.u16()) % (AIMD_MAX_BURST + 1);
+                let latency = aimd_latency(&mut input);
+                let bytes = aimd_bytes(&mut input);
+                let every = if arg & 1 != 0 { SAMPLE_EVERY_FAST } else { 1 };
+                h.burst(count, latency, bytes, every);
+            }
+            1 => {
+                let sqes = input.u32_edgy();
+                for _ in 0..=arg {
+                    h.a.on_submit(sqes);
+                }
+            }
+            2 => {
+                let now = aimd_time(&mut input, h.now);
+                let rule = PendingRule::decode(&mut input);
+                let pending = rule.value(h.a.limit(), h.pending);
+                h.tick(now, pending);
+            }
+            _ => {
+                let knee = u32::from(input.u8());
+                let rate = u32::from(input.u8());
+                let latency = aimd_latency(&mut input);
+                let bytes = aimd_bytes(&mut input);
+                let rule = PendingRule::decode(&mut input);
+                for _ in 0..=arg {
+                    if h.exhausted() {
+                        break;
+                    }
+                    let limit = h.a.limit();
+                    let (count, latency) = device_tick(knee, rate, latency, limit);
+                    h.burst(count, latency, bytes, h.sample_every);
+                    let now = h.now.saturating_add(TICK_NS);
+                    let pending = rule.value(limit, h.pending);
+                    h.tick(now, pending);
+                }
+            }
+        }
+    }
+    Some(AimdReached {
+        phases: h.phases,
+        phase: h.a.phase(),
+        stats: h.a.stats(),
+    })
+}
+
+/// Decodes the five option bytes; values may be inconsistent (a minimum above the maximum, an
+/// initial limit outside them, a huge batch threshold).
+fn aimd_options(input: &mut Input<'_>) -> AimdOptions {
+    let max_in_flight = match input.u8() % 16 {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        3 => 3,
+        4 => 4,
+        5 => 32,
+        6 => 64,
+        7 => 256,
+        8 => 1024,
+        9 => u32::MAX,
+        10 => u32::MAX - 1,
+        11 => i32::MAX as u32,
+        12 => input.u32(),
+        13 => u32::from(input.u16()),
+        _ => 128,
+    };
+    let min_in_flight = match input.u8() % 8 {
+        0..=2 => 0,
+        3 => 1,
+        4 => max_in_flight,
+        5 => max_in_flight.saturating_add(1),
+        6 => input.u32_edgy(),
+        _ => u32::from(input.u8()),
+    };
+    let min = effective_min(max_in_flight, min_in_flight);
+    let initial_in_flight = match input.u8() % 8 {
+        0..=2 => 0,
+        3 => min.saturating_sub(1),
+        4 => max_in_flight,
+        5 => max_in_flight.saturating_add(1),
+        6 => input.u32_edgy(),
+        _ => u32::from(input.u8()),
+    };
+    let max_p99_ns = match input.u8() % 8 {
+        0..=3 => 0,
+        4 => input.u64_edgy(),
+        5 => u64::from(input.u16()) * 1_000,
+        6 => 1_000_000,
+        _ => u64::MAX,
+    };
+    let batch_threshold = match input.u8() % 8 {
+        0..=4 => 0,
+        5 => u32::from(input.u8()),
+        6 => input.u32_edgy(),
+        // Either side of the largest accepted value.
+        _ => MAX_BATCH_THRESHOLD * 1024 + u32::from(input.u8() & 1),
+    };
+    AimdOptions {
+        max_in_flight,
+        min_in_flight,
+        initial_in_flight,
+        max_p99_ns,
+        batch_threshold,
+    }
+}
+
+/// The minimum in force for these options (documented on [`AimdOptions::min_in_flight`]).
+fn effective_min(max: u32, min_in_flight: u32) -> u32 {
+    if min_in_flight == 0 {
+        DEFAULT_MIN_IN_FLIGHT.min(max)
+    } else {
+        min_in_flight
+    }
+}
+
+/// The minimum and starting limit `Aimd::new` must derive from `opts`, or `None` when it must
+/// refuse them: a zero maximum, a minimum above the maximum, an initial limit outside
+/// [minimum, maximum], or a batch threshold above `MAX_BATCH_THRESHOLD × 1024`.
+fn aimd_expected(opts: &AimdOptions) -> Option<(u32, u32)> {
+    let max = opts.max_in_flight;
+    if max == 0 {
+        return None;
+    }
+    let min = effective_min(max, opts.min_in_flight);
+    // 0: the minimum, at least DEFAULT_MIN_IN_FLIGHT, never above the maximum.
+    let start = if opts.initial_in_flight == 0 {
+        min.max(DEFAULT_MIN_IN_FLIGHT).min(max)
+    } else {
+        opts.initial_in_flight
+    };
+    let valid = min <= max
+        && (min..=max).contains(&start)
+        && opts.batch_threshold <= MAX_BATCH_THRESHOLD * 1024;
+    valid.then_some((min, start))
+}
+
+/// A latency: none (not measured), 0, `u64::MAX`, an edge value, 20 µs to 635 µs, or 1 ms to
+/// 128 ms.
+fn aimd_latency(input: &mut Input<'_>) -> Option<u64> {
+    match input.u8() {
+        0 => None,
+        1 => Some(0),
+        2 => Some(u64::MAX),
+        3 => Some(input.u64_edgy()),
+        l @ 4..=127 => Some(u64::from(l) * 5_000),
+        l => Some(u64::from(l - 127) * 1_000_000),
+    }
+}
+
+/// A completion's bytes: 0, `u64::MAX`, an edge value, or a multiple of 512 up to 127.5 KiB.
+fn aimd_bytes(input: &mut Input<'_>) -> u64 {
+    match input.u8() {
+        0 => 0,
+        1 => u64::MAX,
+        2 => input.u64_edgy(),
+        b => u64::from(b) << 9,
+    }
+}
+
+/// The clock of the next tick, from `now`: it may stall, step a little, step a lot, go
+/// backwards, or jump to either end.
+fn aimd_time(input: &mut Input<'_>, now: u64) -> u64 {
+    match input.u8() % 16 {
+        0 => now,
+        1 => now.saturating_add(u64::from(input.u16()) * 1_000),
+        2 => now.saturating_sub(u64::from(input.u32())),
+        3 => now.saturating_sub(input.u64_edgy()),
+        4 => now.saturating_add(input.u64_edgy()),
+        5 => u64::MAX,
+        6 => 0,
+        7 => now.saturating_add(MAX_SAMPLE_WINDOW_NS),
+        8 => now.saturating_add(TICK_NS / 2 - 1),
+        9 => now.saturating_add(TICK_NS / 2),
+        _ => now.saturating_add(TICK_NS),
+    }
+}
+
+/// How a tick's pending count is chosen; evaluated at each tick of a device run.
+#[derive(Copy, Clone, Debug)]
+enum PendingRule {
+    Fixed(u32),
+    /// Under half the limit (light load).
+    Light,
+    /// The limit itself.
+    AtLimit,
+    /// Growing by more than [`ENGAGE_PENDING_DELTA`] per tick (open-loop overload).
+    Growth,
+}
+
+impl PendingRule {
+    fn decode(input: &mut Input<'_>) -> Self {
+        match input.u8() % 16 {
+            0 => PendingRule::Fixed(0),
+            1 => PendingRule::Fixed(u32::MAX),
+            2 => PendingRule::Fixed(input.u32_edgy()),
+            3 => PendingRule::Light,
+            4 => PendingRule::AtLimit,
+            5 => PendingRule::Growth,
+            6 => PendingRule::Fixed(CLOSED_LOOP_MIN_PENDING),
+            7 => PendingRule::Fixed(CLOSED_LOOP_MIN_PENDING - 1),
+            8 => PendingRule::Fixed(u32::from(input.u8())),
+            9 => PendingRule::Fixed(u32::from(input.u16())),
+            p => PendingRule::Fixed(64 << (p - 10)),
+        }
+    }
+
+    fn value(self, limit: u32, prev: u32) -> u32 {
+        match self {
+            PendingRule::Fixed(n) => n,
+            PendingRule::Light => (limit / 2).saturating_sub(1),
+            PendingRule::AtLimit => limit,
+            PendingRule::Growth => prev.saturating_add(ENGAGE_PENDING_DELTA as u32 + 1),
+        }
+    }
+}
+
+/// One 10 ms tick of the device model at `limit`: the completions it posts and their latency.
+/// Without a knee, `rate × 4` completions of `latency`; with one, `rate` per unit of depth up to
+/// the knee (flat above it), with the latency scaled by `limit / knee` above it.
+fn device_tick(knee: u32, rate: u32, latency: Option<u64>, limit: u32) -> (u32, Option<u64>) {
+    if knee == 0 {
+        return ((rate * 4).min(AIMD_MAX_BURST), latency);
+    }
+    let count = u64::from(limit.min(knee)) * u64::from(rate);
+    let count = u32::try_from(count.min(u64::from(AIMD_MAX_BURST))).unwrap_or(AIMD_MAX_BURST);
+    let latency = latency.map(|l| {
+        let scaled = u128::from(l) * u128::from(limit.max(knee)) / u128::from(knee);
+        u64::try_from(scaled).unwrap_or(u64::MAX)
+    });
+    (count, latency)
+}
+
+/// Completions per second over `elapsed_ns`, as the controller's stats count them.
+fn per_sec(n: u64, elapsed_ns: u64) -> u64 {
+    let v = u128::from(n) * 1_000_000_000 / u128::from(elapsed_ns.max(1));
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+/// The controller under test, and a model of its current measurement window.
+struct AimdHarness {
+    a: Aimd,
+    opts: AimdOptions,
+    min: u32,
+    max: u32,
+    start: u32,
+    /// The clock of the last tick.
+    now: u64,
+    /// The pending count of the last tick.
+    pending: u32,
+    /// The last decision's `sample_every`.
+    sample_every: u32,
+    /// Completions still allowed in this run.
+    budget: u64,
+    /// Ticks still allowed in this run.
+    ticks_left: u32,
+    /// Phases reached (see [`phase_bit`]).
+    phases: u8,
+
+    // The window, as the controller must see it.
+    started: bool,
+    window_start: u64,
+    samples: u64,
+    latency_sum: u64,
+    completions: u64,
+    bytes: u64,
+}
+
+impl AimdHarness {
+    fn new(a: Aimd, opts: AimdOptions, min: u32, start: u32) -> Self {
+        let max = opts.max_in_flight;
+        assert_eq!(a.bounds(), (min, max), "bounds of {opts:?}");
+        assert_eq!(a.limit(), max, "a new controller runs at the maximum");
+        assert_eq!(a.phase(), Phase::Passthrough);
+        let batch = if opts.batch_threshold > 0 {
+            opts.batch_threshold
+        } else {
+            MIN_BATCH
+        };
+        assert_eq!(a.batch_threshold(), batch);
+        assert_eq!(a.stats(), AimdStats::default());
+        AimdHarness {
+            a,
+            opts,
+            min,
+            max,
+            start,
+            now: 0,
+            pending: 0,
+            sample_every: 1,
+            budget: AIMD_MAX_COMPLETIONS,
+            ticks_left: AIMD_MAX_TICKS,
+            phases: phase_bit(Phase::Passthrough),
+            started: false,
+            window_start: 0,
+            samples: 0,
+            latency_sum: 0,
+            completions: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Whether the run used up its completions or ticks.
+    fn exhausted(&self) -> bool {
+        self.budget == 0 || self.ticks_left == 0
+    }
+
+    /// `count` completions of `bytes` each; one in `every` carries `latency`.
+    fn burst(&mut self, count: u32, latency: Option<u64>, bytes: u64, every: u32) {
+        let count = u64::from(count).min(self.budget);
+        self.budget -= count;
+        for i in 0..count {
+            let lat = latency.filter(|_| i % u64::from(every.max(1)) == 0);
+            self.a.on_complete(lat, bytes);
+            self.completions = self.completions.saturating_add(1);
+            self.bytes = self.bytes.saturating_add(bytes);
+            if let Some(ns) = lat {
+                self.samples = self.samples.saturating_add(1);
+                self.latency_sum = self.latency_sum.saturating_add(ns);
+            }
+        }
+    }
+
+    fn reset_window(&mut self, now: u64) {
+        self.window_start = now;
+        self.samples = 0;
+        self.latency_sum = 0;
+        self.completions = 0;
+        self.bytes = 0;
+    }
+
+    fn tick(&mut self, now: u64, pending: u32) {
+        let (limit0, phase0, batch0, stats0) = (
+            self.a.limit(),
+            self.a.phase(),
+            self.a.batch_threshold(),
+            self.a.stats(),
+        );
+        self.ticks_left = self.ticks_left.saturating_sub(1);
+        let d = self.a.tick(now, pending);
+        self.now = now;
+        self.pending = pending;
+        self.sample_every = d.sample_every;
+        self.phases |= phase_bit(d.phase);
+        let stats = self.a.stats();
+        self.check_decision(&d, &stats);
+
+        // Which ticks are evaluated: the first, and any whose clock is before the window's start,
+        // only restart the window; a window is evaluated once it spans half a tick and holds
+        // enough latency samples, or spans MAX_SAMPLE_WINDOW_NS.
+        let evaluated = if !self.started || now < self.window_start {
+            self.started = true;
+            self.reset_window(now);
+            false
+        } else {
+            let elapsed = now - self.window_start;
+            if elapsed < TICK_NS / 2
+                || (self.samples < LOW_IOPS_MIN_SAMPLES && elapsed < MAX_SAMPLE_WINDOW_NS)
+            {
+                false
+            } else {
+                self.check_sample(&stats, elapsed);
+                self.reset_window(now);
+                true
+            }
+        };
+        if !evaluated {
+            assert_eq!(
+                stats, stats0,
+                "a tick that was not evaluated changed the stats"
+            );
+            assert_eq!(
+                (d.limit, d.phase, d.batch_threshold),
+                (limit0, phase0, batch0),
+                "a tick that was not evaluated changed the decision"
+            );
+            return;
+        }
+        assert_eq!(stats.ticks, stats0.ticks.saturating_add(1));
+        self.check_step(phase0, limit0, &d, &stats0, &stats);
+    }
+
+    /// Checks what must hold after any tick.
+    fn check_decision(&self, d: &Decision, stats: &AimdStats) {
+        let a = &self.a;
+        assert_eq!(a.bounds(), (self.min, self.max), "bounds changed");
+        assert!(
+            self.min <= d.limit && d.limit <= self.max,
+            "limit {} outside [{}, {}]: {d:?}",
+            d.limit,
+            self.min,
+            self.max
+        );
+        assert_eq!(d.limit, a.limit(), "Decision.limit != limit()");
+        assert_eq!(d.phase, a.phase(), "Decision.phase != phase()");
+        assert_eq!(d.batch_threshold, a.batch_threshold());
+        assert!(a.can_submit(d.limit - 1) && !a.can_submit(d.limit));
+        if self.opts.batch_threshold > 0 {
+            assert_eq!(d.batch_threshold, self.opts.batch_threshold);
+        } else {
+            assert!(
+                (MIN_BATCH..=MAX_BATCH_THRESHOLD).contains(&d.batch_threshold),
+                "batch threshold {}",
+                d.batch_threshold
+            );
+        }
+        let every = if self.opts.max_p99_ns > 0 || stats.iops < SAMPLE_ALL_BELOW_IOPS {
+            1
+        } else {
+            SAMPLE_EVERY_FAST
+        };
+        assert_eq!(d.sample_every, every, "sample_every with {stats:?}");
+        match d.phase {
+            Phase::Passthrough => assert_eq!(d.limit, self.max, "PASSTHROUGH below the maximum"),
+            Phase::Baseline => assert_eq!(d.limit, self.start, "BASELINE off the starting limit"),
+            _ => {}
+        }
+    }
+
+    /// Checks an evaluated tick's stats against the window it closed.
+    fn check_sample(&self, stats: &AimdStats, elapsed: u64) {
+        assert_eq!(stats.samples, self.samples, "latency samples of the tick");
+        assert_eq!(stats.iops, per_sec(self.completions, elapsed), "iops");
+        assert_eq!(
+            stats.throughput_bps,
+            per_sec(self.bytes, elapsed),
+            "throughput counts every completion's bytes"
+        );
+        assert_eq!(
+            stats.p99_ns.is_some(),
+            self.samples > 0,
+            "P99 without samples"
+        );
+        let mean = self.latency_sum.checked_div(self.samples);
+        assert_eq!(stats.mean_ns, mean, "mean latency");
+    }
+
+    /// Checks the transition an evaluated tick made.
+    fn check_step(
+        &self,
+        from: Phase,
+        limit0: u32,
+        d: &Decision,
+        stats0: &AimdStats,
+        stats: &AimdStats,
+    ) {
+        let (to, limit) = (d.phase, d.limit);
+        assert!(from.can_become(to), "phase {from:?} -> {to:?}");
+        let engaged = from == Phase::Passthrough && to == Phase::Baseline;
+        assert_eq!(
+            stats.engagements,
+            stats0.engagements + u64::from(engaged),
+            "engagements counted off the PASSTHROUGH -> BASELINE edge"
+        );
+        let cut = from == Phase::Backoff;
+        assert_eq!(
+            stats.backoffs,
+            stats0.backoffs + u64::from(cut),
+            "backoffs counted off the BACKOFF tick"
+        );
+        match (from, to) {
+            (Phase::Passthrough, _) | (_, Phase::Passthrough) => {}
+            (Phase::Backoff, _) => assert!(limit <= limit0, "BACKOFF raised {limit0} to {limit}"),
+            (Phase::Probing, Phase::Probing) => assert!(
+                limit == limit0 || limit == limit0 + 1,
+                "PROBING stepped {limit0} to {limit}"
+            ),
+            (Phase::Probing, Phase::Settling) => {
+                assert!(limit <= limit0, "PROBING settled {limit0} up to {limit}")
+            }
+            _ => assert_eq!(limit, limit0, "{from:?} -> {to:?} moved the limit"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Options: a maximum of 256, everything else default.
+    const DEFAULTS: [u8; 5] = [7, 0, 0, 0, 0];
+
+    /// A device run of `ticks` (1 to 64) ticks: knee, rate, latency selector, 4 KiB completions,
+    /// pending rule (and its argument bytes).
+    fn run(ticks: u8, knee: u8, rate: u8, lat: u8, pending: &[u8]) -> Vec<u8> {
+        let mut r = alloc::vec![3 | ((ticks - 1) << 2), knee, rate, lat, 8];
+        r.extend_from_slice(pending);
+        r
+    }
+
+    fn reached(p: &[u8]) -> AimdReached {
+        aimd_run(p).expect("valid options")
+    }
+
+    fn has(r: &AimdReached, p: Phase) -> bool {
+        r.phases & phase_bit(p) != 0
+    }
+
+    #[test]
+    fn options_are_refused_exactly_when_documented() {
+        // max 0; min 5 > max 4; initial 5 > max 4; min = max = 4 with initial 3.
+        for bad in [
+            [0u8, 0, 0, 0, 0],
+            [4, 5, 0, 0, 0],
+            [4, 0, 5, 0, 0],
+            [4, 4, 3, 0, 0],
+        ] {
+            assert!(aimd_run(&bad).is_none(), "{bad:?}");
+        }
+        // Batch threshold 65 536 is accepted, 65 537 refused.
+        assert!(aimd_run(&[7, 0, 0, 0, 7, 0]).is_some());
+        assert!(aimd_run(&[7, 0, 0, 0, 7, 1]).is_none());
+        // max 1 caps the default minimum and start; min 1 with initial 1 − 1 = 0 (default) starts
+        // at DEFAULT_MIN_IN_FLIGHT.
+        assert!(aimd_run(&[1, 0, 0, 0, 0]).is_some());
+        assert!(aimd_run(&[4, 3, 3, 0, 0]).is_some());
+        // u32::MAX everywhere.
+        assert!(aimd_run(&[9, 4, 4, 7, 0]).is_some());
+    }
+
+    #[test]
+    fn a_closed_loop_engages_probes_and_settles() {
+        let mut p = DEFAULTS.to_vec();
+        // 64 ticks of 32 pending, a device whose throughput stops growing at depth 20.
+        p.extend(run(64, 20, 5, 16, &[6]));
+        p.extend(run(64, 20, 5, 16, &[6]));
+        let r = reached(&p);
+        assert_eq!(r.stats.engagements, 1);
+        for ph in [
+            Phase::Baseline,
+            Phase::Probing,
+            Phase::Settling,
+            Phase::Steady,
+        ] {
+            assert!(has(&r, ph), "{ph:?} not reached: {:#b}", r.phases);
+        }
+    }
+
+    #[test]
+    fn latency_spikes_back_off_and_light_load_disengages() {
+        let mut p = DEFAULTS.to_vec();
+        p.extend(run(64, 20, 5, 16, &[13]));
+        // 11 ms latency: far over 10 × the baseline P99.
+        p.extend(run(4, 20, 5, 138, &[13]));
+        p.extend(run(40, 20, 5, 16, &[13]));
+        let r = reached(&p);
+        assert!(has(&r, Phase::Backoff), "{:#b}", r.phases);
+        assert!(r.stats.backoffs >= 1);
+        assert!(has(&r, Phase::Steady), "{:#b}", r.phases);
+        // No load: back to PASSTHROUGH, at the maximum, for good.
+        p.extend(run(40, 20, 5, 16, &[0]));
+        let r = reached(&p);
+        assert_eq!(r.stats.engagements, 1);
+        assert_eq!(r.phase, Phase::Passthrough);
+    }
+
+    #[test]
+    fn a_limit_held_at_the_maximum_converges() {
+        // max 4: re-probes cannot move the limit, so STEADY becomes CONVERGED.
+        let mut p = [4u8, 0, 0, 0, 0].to_vec();
+        for _ in 0..10 {
+            p.extend(run(64, 4, 10, 16, &[13]));
+        }
+        let r = reached(&p);
+        assert!(has(&r, Phase::Converged), "{:#b}", r.phases);
     }
 }
