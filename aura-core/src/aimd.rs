@@ -1171,7 +1171,10 @@ mod tests {
         }
         let at = converged_at.expect("never converged");
         assert!(at <= 700, "converged after {at} ticks");
-        assert!(probes_after >= 3, "re-probes from CONVERGED: {probes_after}");
+        assert!(
+            probes_after >= 3,
+            "re-probes from CONVERGED: {probes_after}"
+        );
         assert!(a.limit() >= knee && a.limit() <= knee + PLATEAU_CONFIRM);
     }
 
