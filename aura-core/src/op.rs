@@ -239,6 +239,14 @@ pub fn async_cancel_fd(fd: i32, all: bool) -> Sqe {
     sqe
 }
 
+/// `IORING_OP_ASYNC_CANCEL` of every request in the ring (`IORING_ASYNC_CANCEL_ANY |
+/// IORING_ASYNC_CANCEL_ALL`, Linux 5.19+); the CQE's `res` counts them.
+pub fn async_cancel_any() -> Sqe {
+    let mut sqe = base(opcode::ASYNC_CANCEL, Target::Fd(-1));
+    sqe.op_flags = abi::IORING_ASYNC_CANCEL_ANY | abi::IORING_ASYNC_CANCEL_ALL;
+    sqe
+}
+
 /// `IORING_OP_TIMEOUT`: completes with `-ETIME` after `ts`, or with 0 once `count` other CQEs
 /// were posted (`count == 0`: a pure timer). `flags`: `IORING_TIMEOUT_*`. The kernel copies
 /// `*ts` when it prepares the request.

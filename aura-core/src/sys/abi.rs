@@ -172,6 +172,13 @@ pub struct IoVec {
     pub len: usize,
 }
 
+// SAFETY: an iovec is a plain (address, length) description; moving or sharing the description
+// between threads touches no memory. Whoever hands it to the kernel or dereferences it carries the
+// obligation that the memory is valid (`Sq::push`, `Ring::register_buffers`).
+unsafe impl Send for IoVec {}
+// SAFETY: as above: reading the pair from several threads reads only the pair.
+unsafe impl Sync for IoVec {}
+
 // Layout checks against linux-raw-sys's bindgen output of the kernel headers.
 const_assert_eq!(size_of::<Sqe>(), size_of::<k::io_uring_sqe>());
 const_assert_eq!(align_of::<Sqe>(), align_of::<k::io_uring_sqe>());

@@ -14,6 +14,12 @@
 
 pub mod abi;
 
+/// The descriptor types these wrappers take and return (rustix's: `std`'s own when rustix is built
+/// with its `std` feature, a compatible no_std polyfill otherwise).
+pub mod fd {
+    pub use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+}
+
 use core::ffi::c_void;
 use core::ptr::NonNull;
 
@@ -200,4 +206,67 @@ pub fn close(fd: OwnedFd) {
 pub fn raw_fd(fd: &impl AsFd) -> i32 {
     use rustix::fd::AsRawFd;
     fd.as_fd().as_raw_fd()
+}
+
+/// `eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)`: a counter descriptor, for completion notification.
+pub fn eventfd() -> Result<OwnedFd, Errno> {
+    use rustix::event::EventfdFlags;
+    rustix::event::eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)
+}
+
+/// Reads (and so resets) an eventfd's counter; `Ok(0)` when it was zero (`EAGAIN`).
+pub fn eventfd_read(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
+    let mut buf = [0u8; 8];
+    match rustix::io::read(fd, &mut buf) {
+        Ok(8) => Ok(u64::from_ne_bytes(buf)),
+        Ok(_) => Err(Errno::INVAL),
+        Err(Errno::AGAIN) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Adds `n` to an eventfd's counter (wakes its pollers).
+pub fn eventfd_write(fd: BorrowedFd<'_>, n: u64) -> Result<(), Errno> {
+    match rustix::io::write(fd, &n.to_ne_bytes()) {
+        Ok(_) | Err(Errno::AGAIN) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `poll([{fd, POLLIN}], 1, timeout)`: whether `fd` became readable within `timeout_ns`
+/// (`None`: wait forever). `EINTR` counts as "not yet" (the caller loops with its own deadline).
+pub fn poll_readable(fd: BorrowedFd<'_>, timeout_ns: Option<u64>) -> Result<bool, Errno> {
+    use rustix::event::{PollFd, PollFlags, Timespec as Ts};
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let ts = timeout_ns.map(|ns| Ts {
+        tv_sec: (ns / 1_000_000_000) as i64,
+        tv_nsec: (ns % 1_000_000_000) as i64,
+    });
+    match rustix::event::poll(&mut fds, ts.as_ref()) {
+        Ok(n) => Ok(n > 0),
+        Err(Errno::INTR) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// `sched_getcpu()`: the CPU the calling thread runs on now.
+pub fn current_cpu() -> usize {
+    rustix::thread::sched_getcpu()
+}
+
+/// The CPUs in the calling thread's affinity mask (`sched_getaffinity`), in order.
+pub fn affinity_cpus() -> Result<alloc::vec::Vec<usize>, Errno> {
+    let set = rustix::thread::sched_getaffinity(None)?;
+    Ok((0..rustix::thread::CpuSet::MAX_CPU)
+        .filter(|&i| set.is_set(i))
+        .collect())
+}
+
+/// Pins the calling thread to `cpus` (`sched_setaffinity`).
+pub fn set_affinity(cpus: &[usize]) -> Result<(), Errno> {
+    let mut set = rustix::thread::CpuSet::new();
+    for &c in cpus {
+        set.set(c);
+    }
+    rustix::thread::sched_setaffinity(None, &set)
 }

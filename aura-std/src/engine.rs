@@ -1,0 +1,1171 @@
+//! The Engine: one ring per CPU, a self-tuning gate per ring, submission from any thread,
+//! completion callbacks on the thread that waits.
+//!
+//! # Threads and locks
+//!
+//! Each ring lives in a [`Shard`] behind its own mutex. Submissions lock one shard; `poll`,
+//! `wait`, `run` and `drain` (one caller at a time: a second one waits its turn) lock each shard
+//! in turn to flush, reap and apply the controller's decision, then run the callbacks with no
+//! lock held. A callback may submit, cancel or call [`Engine::stop`]; calling `wait`/`poll`/
+//! `drain`/`run` from a callback returns [`Error::InvalidArgument`] instead of deadlocking.
+//!
+//! # Ticks
+//!
+//! The controller ticks every 10 ms, driven by `poll`/`wait`: a blocked `wait` sleeps in slices
+//! of at most 10 ms, so ticks keep coming while anything is in flight; with nothing in flight
+//! there is nothing to measure. No extra thread is started.
+//!
+//! # Completions never stall
+//!
+//! By default rings are set up without `COOP_TASKRUN`: completions of I/O submitted by one thread
+//! and reaped by another are posted at once (the kernel interrupts the submitter to run them),
+//! and `wait` sleeps on an eventfd the rings signal. With [`crate::Options::single_thread`] the
+//! rings use `COOP_TASKRUN | TASKRUN_FLAG`; every flush then enters the kernel with GETEVENTS
+//! whenever the ring flags pending task work, and `wait` sleeps inside `io_uring_enter` (which
+//! runs that work) instead of on the eventfd. Neither spins on the CQ tail alone.
+
+use aura_core::sys::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::cell::Cell;
+use std::ffi::CString;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use aura_core::aimd::{AimdOptions, Phase};
+use aura_core::op::{self, Target};
+use aura_core::{IoVec, Params, Ring, Sqe};
+
+use crate::buffer::{Buffer, BufferPool, BufferRef, BufferStats};
+use crate::error::{Error, Result};
+use crate::options::{Options, RingSelect};
+use crate::request::{Callback, Completion, Finished, Keep, Request, RequestHandle};
+use crate::shard::{Shard, ShardCounters, ShardState};
+
+thread_local! {
+    /// Set while this thread runs completion callbacks.
+    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
+    /// The ring this thread submitted to last and how many submissions ago the CPU was read.
+    static LOCAL_RING: Cell<(usize, u32)> = const { Cell::new((usize::MAX, 0)) };
+    /// xorshift32 state for spill choices.
+    static SPILL_RNG: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether the calling thread is running an aura completion callback.
+pub fn in_callback() -> bool {
+    IN_CALLBACK.with(Cell::get)
+}
+
+/// The most iovecs one readv/writev takes (`IOV_MAX`).
+pub const IOV_MAX: usize = 1024;
+
+/// Engine-wide statistics (sums over the rings).
+#[derive(Copy, Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Completed operations.
+    pub ops_completed: u64,
+    /// Bytes moved by completed data operations.
+    pub bytes_transferred: u64,
+    /// Bytes per second over the rings' last controller ticks.
+    pub throughput_bps: f64,
+    /// The highest ring P99 of the last ticks, in ms (0 when none measured).
+    pub p99_latency_ms: f64,
+    /// Requests submitted and not completed.
+    pub current_in_flight: u64,
+    /// Sum of the rings' in-flight limits.
+    pub optimal_in_flight: u64,
+    /// Sum of the rings' peak in-flight counts.
+    pub peak_in_flight: u64,
+    /// Mean batch threshold.
+    pub optimal_batch_size: u64,
+    /// Submissions ADAPTIVE selection sent away from their CPU's ring.
+    pub adaptive_spills: u64,
+}
+
+/// One ring's statistics.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct RingStats {
+    /// Completed operations.
+    pub ops_completed: u64,
+    /// Bytes moved by completed data operations.
+    pub bytes_transferred: u64,
+    /// Requests submitted to this ring and not completed (in flight + queued behind the gate).
+    pub pending_count: u64,
+    /// Requests in the kernel now.
+    pub in_flight: u64,
+    /// The most requests in the kernel at once.
+    pub peak_in_flight: u64,
+    /// The in-flight limit in force.
+    pub in_flight_limit: u64,
+    /// SQEs queued before a flush.
+    pub batch_threshold: u64,
+    /// P99 latency of the last controller tick, in ms (`None`: no data).
+    pub p99_latency_ms: Option<f64>,
+    /// Bytes per second over the last controller tick.
+    pub throughput_bps: f64,
+    /// The controller's phase.
+    pub phase: Phase,
+    /// SQ entries.
+    pub queue_depth: u64,
+    /// CQEs that matched no live request (reported, never dispatched).
+    pub stale_cqes: u64,
+}
+
+pub(crate) struct Inner {
+    shards: Box<[Shard]>,
+    options: Options,
+    pool: BufferPool,
+    eventfd: OwnedFd,
+    epoch: Instant,
+    shutting_down: AtomicBool,
+    stopping: AtomicBool,
+    round_robin: AtomicUsize,
+    spills: AtomicU64,
+    /// Serialises poll / wait / run / drain.
+    waiter: Mutex<()>,
+    /// Registered files: fd → fixed index, for automatic fixed-file use.
+    files: std::sync::RwLock<Vec<RawFd>>,
+    /// Registered buffers (the iovecs given to the kernel).
+    buffers: std::sync::RwLock<Vec<IoVec>>,
+}
+
+/// The aura engine: shareable (`Send + Sync`) by reference or `Arc`; cloning it is cheap and
+/// shares the same rings.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("rings", &self.inner.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn errno(e: aura_core::Errno) -> Error {
+    Error::Io(std::io::Error::from_raw_os_error(e.raw_os_error()))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in user code never runs under a shard lock, so poisoning only follows an internal
+    // bug; the state is still consistent enough to drain.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Engine {
+    /// An engine with every default: one ring per CPU in the affinity mask, queue depth 1024,
+    /// adaptive depth.
+    pub fn new() -> Result<Engine> {
+        Self::with_options(Options::new())
+    }
+
+    /// An engine with `options` (validated first; the error names the bad field).
+    pub fn with_options(options: Options) -> Result<Engine> {
+        options.validate()?;
+        let qd = options.effective_queue_depth();
+        let rings = if options.ring_count == 0 {
+            aura_core::sys::affinity_cpus()
+                .map(|c| c.len())
+                .unwrap_or(1)
+                .max(1)
+        } else {
+            options.ring_count as usize
+        };
+        let pool = BufferPool::new(options.buffer_alignment)?;
+        let eventfd = aura_core::sys::eventfd().map_err(errno)?;
+        let min = if options.min_in_flight == 0 {
+            4.min(qd)
+        } else {
+            options.min_in_flight
+        };
+        let max_p99_ns = (options.max_p99_ms * 1e6) as u64;
+        let mut shards = Vec::with_capacity(rings);
+        for _ in 0..rings {
+            let mut params = Params::new().cq_entries(qd.saturating_mul(2));
+            if options.single_thread {
+                params = params.coop_taskrun(true);
+            }
+            if options.sqpoll {
+                params = params.sqpoll(options.sqpoll_idle_ms);
+            }
+            let ring = Ring::new(qd, &params)?;
+            ring.register_eventfd(eventfd.as_raw_fd(), false)?;
+            let (aimd, fixed) = if options.disable_adaptive {
+                let fixed = if options.initial_in_flight == 0 {
+                    qd
+                } else {
+                    options.initial_in_flight
+                };
+                (None, fixed)
+            } else {
+                let o = AimdOptions {
+                    max_in_flight: qd,
+                    min_in_flight: min,
+                    initial_in_flight: options.initial_in_flight,
+                    max_p99_ns,
+                    batch_threshold: options.batch_threshold.max(0) as u32,
+                };
+                (Some(o), qd)
+            };
+            let state = ShardState::new(ring, qd, aimd, fixed, options.batch_threshold)?;
+            let counters = ShardCounters::default();
+            counters.limit.store(state.limit, Ordering::Relaxed);
+            shards.push(Shard {
+                state: Mutex::new(state),
+                counters,
+            });
+        }
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                shards: shards.into_boxed_slice(),
+                options,
+                pool,
+                eventfd,
+                epoch: Instant::now(),
+                shutting_down: AtomicBool::new(false),
+                stopping: AtomicBool::new(false),
+                round_robin: AtomicUsize::new(0),
+                spills: AtomicU64::new(0),
+                waiter: Mutex::new(()),
+                files: std::sync::RwLock::new(Vec::new()),
+                buffers: std::sync::RwLock::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The options the engine was built with.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// Number of rings.
+    pub fn ring_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.inner.epoch.elapsed().as_nanos() as u64
+    }
+
+    // ---- buffers ----
+
+    /// An aligned buffer of `size` bytes (1..=128 MiB) from the engine's pool; it goes back to
+    /// the pool when dropped.
+    pub fn allocate_buffer(&self, size: usize) -> Result<Buffer> {
+        self.inner.pool.alloc(size)
+    }
+
+    /// The engine's buffer pool.
+    pub fn buffer_pool(&self) -> &BufferPool {
+        &self.inner.pool
+    }
+
+    /// Buffer pool statistics.
+    pub fn buffer_stats(&self) -> BufferStats {
+        self.inner.pool.stats()
+    }
+
+    // ---- ring selection ----
+
+    fn local_ring(&self) -> usize {
+        let n = self.inner.shards.len();
+        LOCAL_RING.with(|c| {
+            let (ring, uses) = c.get();
+            if ring < n && uses < 32 {
+                c.set((ring, uses + 1));
+                ring
+            } else {
+                let r = aura_core::sys::current_cpu() % n;
+                c.set((r, 0));
+                r
+            }
+        })
+    }
+
+    fn select(&self) -> usize {
+        let shards = &self.inner.shards;
+        let n = shards.len();
+        if n == 1 {
+            return 0;
+        }
+        match self.inner.options.ring_select {
+            RingSelect::RoundRobin => self.inner.round_robin.fetch_add(1, Ordering::Relaxed) % n,
+            RingSelect::CpuLocal | RingSelect::ThreadLocal => self.local_ring(),
+            RingSelect::Adaptive => {
+                let l = self.local_ring();
+                let pending = |i: usize| shards[i].counters.pending.load(Ordering::Relaxed);
+                let p = pending(l);
+                let limit = shards[l].counters.limit.load(Ordering::Relaxed);
+                if u64::from(p) * 4 < u64::from(limit) * 3 {
+                    return l;
+                }
+                let total: u64 = (0..n).map(|i| u64::from(pending(i))).sum();
+                let avg = total / n as u64;
+                if avg > 0 && u64::from(p) <= 2 * avg {
+                    return l;
+                }
+                self.inner.spills.fetch_add(1, Ordering::Relaxed);
+                let (a, b) = SPILL_RNG.with(|s| {
+                    let mut x = s.get();
+                    if x == 0 {
+                        x = 0x5A5A_5A5A ^ (l as u32).wrapping_mul(0x9E37_79B9) ^ 1;
+                    }
+                    let mut next = || {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        x
+                    };
+                    let a = (l + 1 + next() as usize % (n - 1)) % n;
+                    let mut b = (l + 1 + next() as usize % (n - 1)) % n;
+                    if n > 2 && b == a {
+                        b = if (b + 1) % n == l {
+                            (b + 2) % n
+                        } else {
+                            (b + 1) % n
+                        };
+                    }
+                    s.set(x);
+                    (a, b)
+                });
+                if pending(b) < pending(a) {
+                    b
+                } else {
+                    a
+                }
+            }
+        }
+    }
+
+    // ---- submission ----
+
+    fn submit(&self, sqe: Sqe, request: Request, nonblocking: bool) -> Result<RequestHandle> {
+        let inner = &self.inner;
+        if inner.shutting_down.load(Ordering::Acquire) {
+            return Err(Error::Shutdown);
+        }
+        let ring = self.select();
+        let shard = &inner.shards[ring];
+        let mut st = lock(&shard.state);
+        if nonblocking && (st.in_flight >= st.limit || !st.queue.is_empty()) {
+            return Err(Error::WouldBlock);
+        }
+        let token = st.slab.insert(request).map_err(|_| Error::WouldBlock)?;
+        let user_data = token.user_data();
+        shard.counters.pending.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ns();
+        if let Err(e) = st.admit(user_data, sqe.user_data(user_data), now) {
+            // The SQE never reached the kernel: take the slot back.
+            if st.slab.remove(user_data).is_ok() {
+                shard.counters.pending.fetch_sub(1, Ordering::Relaxed);
+            }
+            return Err(e);
+        }
+        Ok(RequestHandle {
+            ring: ring as u32,
+            user_data,
+        })
+    }
+
+    fn target(&self, fd: RawFd) -> Result<Target> {
+        if fd < 0 {
+            return Err(Error::invalid(format!("fd {fd}: must be >= 0")));
+        }
+        let files = self
+            .inner
+            .files
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(match files.iter().position(|&f| f == fd) {
+            Some(i) => Target::Fixed(i as u32),
+            None => Target::Fd(fd),
+        })
+    }
+
+    fn check_len(len: usize) -> Result<u32> {
+        if len == 0 {
+            return Err(Error::invalid("len 0: must be at least 1"));
+        }
+        u32::try_from(len).map_err(|_| Error::invalid(format!("len {len}: at most u32::MAX")))
+    }
+
+    fn rw_sqe(
+        &self,
+        write: bool,
+        fd: RawFd,
+        buf: BufferRef,
+        len: usize,
+        offset: u64,
+    ) -> Result<Sqe> {
+        let target = self.target(fd)?;
+        let n = Self::check_len(len)?;
+        Ok(match buf.fixed_index() {
+            Some((index, off)) => {
+                let bufs = self
+                    .inner
+                    .buffers
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let Some(iov) = bufs.get(index as usize) else {
+                    return Err(Error::invalid(format!(
+                        "fixed buffer {index}: not registered"
+                    )));
+                };
+                if off.checked_add(len).is_none_or(|end| end > iov.len) {
+                    return Err(Error::invalid(format!(
+                        "fixed buffer {index}: offset {off} + len {len} beyond its {} bytes",
+                        iov.len
+                    )));
+                }
+                let addr = iov.base.wrapping_add(off);
+                if write {
+                    op::write_fixed(target, addr, n, offset, index)
+                } else {
+                    op::read_fixed(target, addr, n, offset, index)
+                }
+            }
+            None => {
+                if buf.ptr().is_null() {
+                    return Err(Error::invalid("buffer: null pointer"));
+                }
+                if len > buf.len() {
+                    return Err(Error::invalid(format!(
+                        "len {len}: beyond the buffer's {} bytes",
+                        buf.len()
+                    )));
+                }
+                if write {
+                    op::write(target, buf.ptr(), n, offset)
+                } else {
+                    op::read(target, buf.ptr(), n, offset)
+                }
+            }
+        })
+    }
+
+    /// Reads up to `len` bytes at `offset` of `fd` into `buf`; `callback` gets the bytes read
+    /// (fewer than `len` at end of file: a short read is reported as such, not retried).
+    ///
+    /// # Safety
+    ///
+    /// The memory `buf` points at must stay valid, and must not be read or written by anyone
+    /// else, until the callback has run (or the engine is dropped, which waits for it).
+    pub unsafe fn read(
+        &self,
+        fd: RawFd,
+        buf: BufferRef,
+        len: usize,
+        offset: u64,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        let sqe = self.rw_sqe(false, fd, buf, len, offset)?;
+        self.submit(
+            sqe,
+            Request::new(Completion::Plain(Box::new(callback)), Keep::Nothing, true),
+            false,
+        )
+    }
+
+    /// Writes `len` bytes from `buf` at `offset` of `fd`; `callback` gets the bytes written (a
+    /// short write is reported as such, not retried).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Engine::read`]: `buf` stays valid and unmodified until the callback has run.
+    pub unsafe fn write(
+        &self,
+        fd: RawFd,
+        buf: BufferRef,
+        len: usize,
+        offset: u64,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        let sqe = self.rw_sqe(true, fd, buf, len, offset)?;
+        self.submit(
+            sqe,
+            Request::new(Completion::Plain(Box::new(callback)), Keep::Nothing, true),
+            false,
+        )
+    }
+
+    /// Like [`Engine::read`], but fails with [`Error::WouldBlock`] instead of queueing behind
+    /// the gate when the ring is at its in-flight limit.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Engine::read`].
+    pub unsafe fn try_read(
+        &self,
+        fd: RawFd,
+        buf: BufferRef,
+        len: usize,
+        offset: u64,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        let sqe = self.rw_sqe(false, fd, buf, len, offset)?;
+        self.submit(
+            sqe,
+            Request::new(Completion::Plain(Box::new(callback)), Keep::Nothing, true),
+            true,
+        )
+    }
+
+    /// Safe read: the engine owns `buf` while the kernel writes it and hands it back to
+    /// `callback` with the result; reads `buf.len()` bytes at `offset`.
+    pub fn read_owned(
+        &self,
+        fd: RawFd,
+        mut buf: Buffer,
+        offset: u64,
+        callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        let len = buf.len();
+        let target = self.target(fd)?;
+        let n = Self::check_len(len)?;
+        let sqe = op::read(target, buf.as_mut_ptr(), n, offset);
+        let req = Request::new(
+            Completion::WithBuffer(Box::new(callback)),
+            Keep::Buffer(buf),
+            true,
+        );
+        self.submit(sqe, req, false)
+    }
+
+    /// Safe write: the engine owns `buf` while the kernel reads it and hands it back to
+    /// `callback`; writes `buf.len()` bytes at `offset`.
+    pub fn write_owned(
+        &self,
+        fd: RawFd,
+        buf: Buffer,
+        offset: u64,
+        callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        let len = buf.len();
+        let target = self.target(fd)?;
+        let n = Self::check_len(len)?;
+        let sqe = op::write(target, buf.as_ptr(), n, offset);
+        let req = Request::new(
+            Completion::WithBuffer(Box::new(callback)),
+            Keep::Buffer(buf),
+            true,
+        );
+        self.submit(sqe, req, false)
+    }
+
+    fn vectored(
+        &self,
+        write: bool,
+        fd: RawFd,
+        iov: &[IoVec],
+        offset: u64,
+        cb: Callback,
+    ) -> Result<RequestHandle> {
+        let target = self.target(fd)?;
+        if iov.is_empty() || iov.len() > IOV_MAX {
+            return Err(Error::invalid(format!(
+                "iovec count {}: must be 1..={IOV_MAX}",
+                iov.len()
+            )));
+        }
+        let iov: Box<[IoVec]> = iov.into();
+        let sqe = if write {
+            op::writev(target, iov.as_ptr(), iov.len() as u32, offset)
+        } else {
+            op::readv(target, iov.as_ptr(), iov.len() as u32, offset)
+        };
+        self.submit(
+            sqe,
+            Request::new(Completion::Plain(cb), Keep::Iovecs(iov), true),
+            false,
+        )
+    }
+
+    /// Scatter read into `iov` (copied: the array may be dropped after the call).
+    ///
+    /// # Safety
+    ///
+    /// The buffers the iovecs point at stay valid and untouched until the callback has run.
+    pub unsafe fn readv(
+        &self,
+        fd: RawFd,
+        iov: &[IoVec],
+        offset: u64,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        self.vectored(false, fd, iov, offset, Box::new(callback))
+    }
+
+    /// Gather write from `iov` (copied: the array may be dropped after the call).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Engine::readv`].
+    pub unsafe fn writev(
+        &self,
+        fd: RawFd,
+        iov: &[IoVec],
+        offset: u64,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        self.vectored(true, fd, iov, offset, Box::new(callback))
+    }
+
+    fn meta(
+        &self,
+        sqe: Sqe,
+        keep: Keep,
+        cb: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        self.submit(
+            sqe,
+            Request::new(Completion::Plain(Box::new(cb)), keep, false),
+            false,
+        )
+    }
+
+    /// `fsync(fd)`: data and metadata.
+    pub fn fsync(
+        &self,
+        fd: RawFd,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        self.meta(op::fsync(self.target(fd)?), Keep::Nothing, callback)
+    }
+
+    /// `fdatasync(fd)`: data only.
+    pub fn fdatasync(
+        &self,
+        fd: RawFd,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        self.meta(op::fdatasync(self.target(fd)?), Keep::Nothing, callback)
+    }
+
+    /// `openat(dirfd, path, flags, mode)`; the callback gets the new fd.
+    pub fn openat(
+        &self,
+        dirfd: RawFd,
+        path: &str,
+        flags: u32,
+        mode: u32,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        let path = CString::new(path).map_err(|_| Error::invalid("path: contains a NUL byte"))?;
+        let sqe = op::openat(dirfd, path.as_ptr().cast(), flags, mode);
+        self.meta(sqe, Keep::Path(path), callback)
+    }
+
+    /// `close(fd)` (never through the registered-file table).
+    pub fn close(
+        &self,
+        fd: RawFd,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        if fd < 0 {
+            return Err(Error::invalid(format!("fd {fd}: must be >= 0")));
+        }
+        self.meta(op::close(fd), Keep::Nothing, callback)
+    }
+
+    /// `statx(dirfd, path, flags, mask, out)`.
+    ///
+    /// # Safety
+    ///
+    /// `out` points at a writable `struct statx` (256 bytes) that stays valid until the callback
+    /// has run.
+    pub unsafe fn statx(
+        &self,
+        dirfd: RawFd,
+        path: &str,
+        flags: u32,
+        mask: u32,
+        out: *mut u8,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        if out.is_null() {
+            return Err(Error::invalid("statx out: null pointer"));
+        }
+        let path = CString::new(path).map_err(|_| Error::invalid("path: contains a NUL byte"))?;
+        let sqe = op::statx(dirfd, path.as_ptr().cast(), flags, mask, out);
+        self.meta(sqe, Keep::Path(path), callback)
+    }
+
+    /// `fallocate(fd, mode, offset, len)`.
+    pub fn fallocate(
+        &self,
+        fd: RawFd,
+        mode: u32,
+        offset: u64,
+        len: u64,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        if len == 0 {
+            return Err(Error::invalid("len 0: must be at least 1"));
+        }
+        self.meta(
+            op::fallocate(self.target(fd)?, mode, offset, len),
+            Keep::Nothing,
+            callback,
+        )
+    }
+
+    /// `ftruncate(fd, len)` (Linux 6.9+; older kernels complete with `EINVAL`).
+    pub fn ftruncate(
+        &self,
+        fd: RawFd,
+        len: u64,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        self.meta(
+            op::ftruncate(self.target(fd)?, len),
+            Keep::Nothing,
+            callback,
+        )
+    }
+
+    /// `sync_file_range(fd, offset, nbytes, flags)` (`nbytes` 0 = to the end of the file).
+    pub fn sync_file_range(
+        &self,
+        fd: RawFd,
+        offset: u64,
+        nbytes: u32,
+        flags: u32,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        self.meta(
+            op::sync_file_range(self.target(fd)?, offset, nbytes, flags),
+            Keep::Nothing,
+            callback,
+        )
+    }
+
+    /// Cancels a request: its callback then gets [`Error::Cancelled`] (or its normal result, if it
+    /// finished first). A request still queued behind the gate is cancelled at once. A request
+    /// that already completed gives [`Error::InvalidArgument`].
+    pub fn cancel(&self, handle: RequestHandle) -> Result<()> {
+        let Some(shard) = self.inner.shards.get(handle.ring as usize) else {
+            return Err(Error::invalid(format!(
+                "ring {}: no such ring",
+                handle.ring
+            )));
+        };
+        let finished = {
+            let mut st = lock(&shard.state);
+            if !st.is_live(handle.user_data) {
+                return Err(Error::invalid("request: already completed"));
+            }
+            match st.take_queued(&shard.counters, handle.user_data) {
+                Some(f) => Some(f),
+                None => {
+                    let mut req = Request::new(Completion::Silent, Keep::Nothing, false);
+                    req.internal = true;
+                    let token = st.slab.insert(req).map_err(|_| Error::WouldBlock)?;
+                    shard.counters.pending.fetch_add(1, Ordering::Relaxed);
+                    let sqe = op::async_cancel(handle.user_data).user_data(token.user_data());
+                    // A cancel bypasses the gate: it must reach the kernel now.
+                    // SAFETY: ASYNC_CANCEL carries no pointer.
+                    if unsafe { st.ring.sq().push(&sqe) }.is_err() {
+                        st.flush()?;
+                        // SAFETY: as above.
+                        unsafe { st.ring.sq().push(&sqe) }.map_err(|_| Error::WouldBlock)?;
+                    }
+                    st.in_flight += 1;
+                    st.flush()?;
+                    None
+                }
+            }
+        };
+        if let Some(f) = finished {
+            self.run_callbacks(vec![f]);
+        }
+        Ok(())
+    }
+
+    // ---- completion ----
+
+    fn run_callbacks(&self, done: Vec<Finished>) -> usize {
+        let was = IN_CALLBACK.with(|c| c.replace(true));
+        let mut n = 0;
+        for f in done {
+            if f.run() {
+                n += 1;
+            }
+        }
+        IN_CALLBACK.with(|c| c.set(was));
+        n
+    }
+
+    fn not_in_callback(what: &str) -> Result<()> {
+        if in_callback() {
+            return Err(Error::invalid(format!(
+                "{what} from inside a completion callback"
+            )));
+        }
+        Ok(())
+    }
+
+    /// One pass over every ring: flush, reap, run callbacks. Returns callbacks run.
+    fn poll_pass(&self) -> Result<usize> {
+        let _ = aura_core::sys::eventfd_read(self.inner.eventfd.as_fd());
+        let mut total = 0;
+        for shard in self.inner.shards.iter() {
+            let mut done = Vec::new();
+            loop {
+                let reaped = {
+                    let mut st = lock(&shard.state);
+                    st.reap(&shard.counters, self.now_ns(), &mut done)?
+                };
+                total += self.run_callbacks(std::mem::take(&mut done));
+                if reaped == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Processes whatever completed, without blocking. Returns the callbacks run.
+    pub fn poll(&self) -> Result<usize> {
+        Self::not_in_callback("poll")?;
+        let _g = lock(&self.inner.waiter);
+        self.poll_pass()
+    }
+
+    /// Submits queued SQEs on every ring.
+    pub fn flush(&self) -> Result<()> {
+        for shard in self.inner.shards.iter() {
+            lock(&shard.state).flush()?;
+        }
+        Ok(())
+    }
+
+    /// Requests submitted and not yet completed, over all rings.
+    pub fn pending_count(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.counters.pending.load(Ordering::Relaxed) as usize)
+            .sum()
+    }
+
+    /// Sleeps until a completion may be ready, at most `slice`.
+    fn block(&self, slice: Duration) -> Result<()> {
+        let ns = slice.as_nanos() as u64;
+        if self.inner.options.single_thread {
+            // COOP_TASKRUN: completions are posted when this thread enters the kernel; sleep
+            // inside io_uring_enter on the busiest ring.
+            let busiest = self
+                .inner
+                .shards
+                .iter()
+                .max_by_key(|s| s.counters.pending.load(Ordering::Relaxed))
+                .expect("at least one ring");
+            let mut st = lock(&busiest.state);
+            if st.in_flight > 0 {
+                st.ring.submit_and_wait_timeout(1, ns)?;
+                return Ok(());
+            }
+        }
+        aura_core::sys::poll_readable(self.inner.eventfd.as_fd(), Some(ns)).map_err(errno)?;
+        Ok(())
+    }
+
+    /// Processes completions, blocking up to `timeout_ms` (-1: forever) until at least one
+    /// callback ran. Returns the number run; 0 when nothing is pending at all;
+    /// [`Error::TimedOut`] when the time ran out first.
+    pub fn wait(&self, timeout_ms: i32) -> Result<usize> {
+        Self::not_in_callback("wait")?;
+        let _g = lock(&self.inner.waiter);
+        let deadline =
+            (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
+        loop {
+            let n = self.poll_pass()?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if self.pending_count() == 0 {
+                return Ok(0);
+            }
+            let mut slice = Duration::from_millis(10);
+            if let Some(d) = deadline {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(Error::TimedOut);
+                }
+                slice = slice.min(d - now);
+            }
+            self.block(slice)?;
+        }
+    }
+
+    /// Waits until nothing is pending or `timeout_ms` (-1: forever) passed. Returns the callbacks
+    /// run; [`Error::TimedOut`] at the deadline.
+    pub fn drain(&self, timeout_ms: i32) -> Result<usize> {
+        Self::not_in_callback("drain")?;
+        let deadline =
+            (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
+        let mut total = 0;
+        loop {
+            let left = match deadline {
+                None => -1,
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return if self.pending_count() == 0 {
+                            Ok(total)
+                        } else {
+                            Err(Error::TimedOut)
+                        };
+                    }
+                    (d - now).as_millis().min(i32::MAX as u128) as i32
+                }
+            };
+            match self.wait(left) {
+                Ok(0) if self.pending_count() == 0 => return Ok(total),
+                Ok(n) => total += n,
+                Err(Error::TimedOut) => return Err(Error::TimedOut),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Processes completions until [`Engine::stop`] is called, then drains what is pending.
+    pub fn run(&self) -> Result<()> {
+        Self::not_in_callback("run")?;
+        while !self.inner.stopping.swap(false, Ordering::AcqRel) {
+            match self.wait(100) {
+                Ok(_) | Err(Error::TimedOut) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.drain(10_000).map(|_| ())
+    }
+
+    /// Makes [`Engine::run`] return (from any thread, callbacks included).
+    pub fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
+        let _ = aura_core::sys::eventfd_write(self.inner.eventfd.as_fd(), 1);
+    }
+
+    /// An eventfd that is readable while completions may wait to be processed: register it with
+    /// epoll (or tokio's `AsyncFd`) and call [`Engine::poll`] when it fires.
+    pub fn poll_fd(&self) -> RawFd {
+        self.inner.eventfd.as_raw_fd()
+    }
+
+    // ---- registration ----
+
+    /// Registers buffers on every ring for `BufferRef::fixed(index, offset)` I/O.
+    ///
+    /// # Safety
+    ///
+    /// The memory the iovecs describe stays valid until [`Engine::unregister_buffers`] or the
+    /// engine is dropped.
+    pub unsafe fn register_buffers(&self, iov: &[IoVec]) -> Result<()> {
+        let mut bufs = self
+            .inner
+            .buffers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !bufs.is_empty() {
+            return Err(Error::invalid(
+                "buffers: already registered (unregister first)",
+            ));
+        }
+        if iov.is_empty() || iov.len() > u16::MAX as usize {
+            return Err(Error::invalid(format!(
+                "buffer count {}: must be 1..=65535",
+                iov.len()
+            )));
+        }
+        for (i, shard) in self.inner.shards.iter().enumerate() {
+            let st = lock(&shard.state);
+            // SAFETY: the caller keeps the memory valid while registered (this fn's contract).
+            if let Err(e) = unsafe { st.ring.register_buffers(iov) } {
+                drop(st);
+                for s in &self.inner.shards[..i] {
+                    let _ = lock(&s.state).ring.unregister_buffers();
+                }
+                return Err(e.into());
+            }
+        }
+        bufs.extend_from_slice(iov);
+        Ok(())
+    }
+
+    /// Unregisters the buffers (waits for fixed-buffer I/O in flight first).
+    pub fn unregister_buffers(&self) -> Result<()> {
+        let mut bufs = self
+            .inner
+            .buffers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if bufs.is_empty() {
+            return Err(Error::invalid("buffers: none registered"));
+        }
+        for shard in self.inner.shards.iter() {
+            lock(&shard.state).ring.unregister_buffers()?;
+        }
+        bufs.clear();
+        Ok(())
+    }
+
+    /// Registers files on every ring; later submissions on these fds use the fixed table.
+    pub fn register_files(&self, fds: &[RawFd]) -> Result<()> {
+        let mut files = self
+            .inner
+            .files
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !files.is_empty() {
+            return Err(Error::invalid(
+                "files: already registered (unregister first)",
+            ));
+        }
+        if fds.is_empty() {
+            return Err(Error::invalid("files: empty list"));
+        }
+        for (i, shard) in self.inner.shards.iter().enumerate() {
+            if let Err(e) = lock(&shard.state).ring.register_files(fds) {
+                for s in &self.inner.shards[..i] {
+                    let _ = lock(&s.state).ring.unregister_files();
+                }
+                return Err(e.into());
+            }
+        }
+        files.extend_from_slice(fds);
+        Ok(())
+    }
+
+    /// Replaces registered file `index` with `fd` (-1 empties the slot).
+    pub fn update_file(&self, index: usize, fd: RawFd) -> Result<()> {
+        let mut files = self
+            .inner
+            .files
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if index >= files.len() {
+            return Err(Error::invalid(format!(
+                "file index {index}: {} registered",
+                files.len()
+            )));
+        }
+        for shard in self.inner.shards.iter() {
+            lock(&shard.state)
+                .ring
+                .register_files_update(index as u32, &[fd])?;
+        }
+        files[index] = fd;
+        Ok(())
+    }
+
+    /// Unregisters the files.
+    pub fn unregister_files(&self) -> Result<()> {
+        let mut files = self
+            .inner
+            .files
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if files.is_empty() {
+            return Err(Error::invalid("files: none registered"));
+        }
+        for shard in self.inner.shards.iter() {
+            lock(&shard.state).ring.unregister_files()?;
+        }
+        files.clear();
+        Ok(())
+    }
+
+    // ---- stats ----
+
+    /// One ring's statistics; `None` for a bad index.
+    pub fn ring_stats(&self, ring: usize) -> Option<RingStats> {
+        let shard = self.inner.shards.get(ring)?;
+        let st = lock(&shard.state);
+        let a = st.aimd.as_ref().map(|a| a.stats()).unwrap_or_default();
+        Some(RingStats {
+            ops_completed: shard.counters.ops.load(Ordering::Relaxed),
+            bytes_transferred: shard.counters.bytes.load(Ordering::Relaxed),
+            pending_count: u64::from(shard.counters.pending.load(Ordering::Relaxed)),
+            in_flight: u64::from(st.in_flight),
+            peak_in_flight: u64::from(st.peak_in_flight),
+            in_flight_limit: u64::from(st.limit),
+            batch_threshold: u64::from(st.batch),
+            p99_latency_ms: a.p99_ns.map(|ns| ns as f64 / 1e6),
+            throughput_bps: a.throughput_bps as f64,
+            phase: st.phase(),
+            queue_depth: u64::from(st.queue_depth),
+            stale_cqes: st.stale_cqes,
+        })
+    }
+
+    /// Engine-wide statistics.
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            adaptive_spills: self.inner.spills.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        let n = self.ring_count();
+        for i in 0..n {
+            let Some(r) = self.ring_stats(i) else {
+                continue;
+            };
+            s.ops_completed += r.ops_completed;
+            s.bytes_transferred += r.bytes_transferred;
+            s.throughput_bps += r.throughput_bps;
+            s.p99_latency_ms = s.p99_latency_ms.max(r.p99_latency_ms.unwrap_or(0.0));
+            s.current_in_flight += r.pending_count;
+            s.optimal_in_flight += r.in_flight_limit;
+            s.peak_in_flight += r.peak_in_flight;
+            s.optimal_batch_size += r.batch_threshold;
+        }
+        s.optimal_batch_size /= n.max(1) as u64;
+        s
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Nothing the kernel may still write is freed before its CQE: drain everything first
+        // (callbacks run here), cancelling what has not finished after 10 s.
+        self.shutting_down.store(true, Ordering::Release);
+        let started = Instant::now();
+        let mut cancelled = false;
+        loop {
+            let pending: u32 = self
+                .shards
+                .iter()
+                .map(|s| s.counters.pending.load(Ordering::Relaxed))
+                .sum();
+            if pending == 0 {
+                break;
+            }
+            if !cancelled && started.elapsed() > Duration::from_secs(10) {
+                cancelled = true;
+                for shard in self.shards.iter() {
+                    let mut st = lock(&shard.state);
+                    // SAFETY: ASYNC_CANCEL carries no pointer.
+                    let _ = unsafe {
+                        st.ring.sq().push(
+                            &op::async_cancel_any().user_data(aura_core::slab::RESERVED_USER_DATA),
+                        )
+                    };
+                    let _ = st.flush();
+                }
+            }
+            let mut done = Vec::new();
+            for shard in self.shards.iter() {
+                let mut st = lock(&shard.state);
+                let _ = st.reap(&shard.counters, 0, &mut done);
+            }
+            let was = IN_CALLBACK.with(|c| c.replace(true));
+            for f in done.drain(..) {
+                f.run();
+            }
+            IN_CALLBACK.with(|c| c.set(was));
+            let _ = aura_core::sys::poll_readable(self.eventfd.as_fd(), Some(10_000_000));
+            let _ = aura_core::sys::eventfd_read(self.eventfd.as_fd());
+        }
+    }
+}

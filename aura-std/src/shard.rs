@@ -1,0 +1,291 @@
+//! One ring with its controller, its request slots, its gate queue and its counters.
+//!
+//! Everything mutable sits behind the shard's mutex; the two atomics beside it (pending and
+//! limit) are read without the lock by ring selection and stats. Callbacks never run under the
+//! lock: [`ShardState::reap`] hands finished requests out and the engine runs them after
+//! unlocking, so a callback may submit (and lock a shard again) freely.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use aura_core::aimd::{Aimd, AimdOptions, Phase};
+use aura_core::slab::Slab;
+use aura_core::{Cqe, Errno, Ring, Sqe};
+
+use crate::error::{Error, Result};
+use crate::request::{Finished, Request};
+
+/// Most CQEs reaped from one ring per pass (then the lock is released for the callbacks).
+const REAP_BATCH: usize = 256;
+
+/// Counters readable without the shard lock.
+#[derive(Debug, Default)]
+pub(crate) struct ShardCounters {
+    /// Requests handed to this shard and not yet completed (in flight + queued behind the gate).
+    pub(crate) pending: AtomicU32,
+    /// The in-flight limit in force.
+    pub(crate) limit: AtomicU32,
+    /// Completed requests (internal cancels excluded).
+    pub(crate) ops: AtomicU64,
+    /// Bytes moved by completed data ops (every completion counted).
+    pub(crate) bytes: AtomicU64,
+}
+
+/// One ring and everything that goes with it.
+pub(crate) struct Shard {
+    pub(crate) state: Mutex<ShardState>,
+    pub(crate) counters: ShardCounters,
+}
+
+/// The locked part of a shard.
+pub(crate) struct ShardState {
+    pub(crate) ring: Ring,
+    pub(crate) slab: Slab<Request>,
+    /// The controller (`None` with adaptive tuning disabled).
+    pub(crate) aimd: Option<Aimd>,
+    /// The in-flight limit in force.
+    pub(crate) limit: u32,
+    /// Flush once this many SQEs wait (0: never on count).
+    pub(crate) batch: u32,
+    /// A batch threshold fixed by the options (-1: the controller's).
+    pub(crate) batch_option: i32,
+    /// Measure 1 completion's latency in this many.
+    pub(crate) sample_every: u32,
+    sample_ctr: u32,
+    /// Requests admitted to a slot but held back by the gate, in order.
+    pub(crate) queue: VecDeque<(u64, Sqe)>,
+    /// Requests whose SQE went to the ring and whose CQE has not been reaped.
+    pub(crate) in_flight: u32,
+    /// SQEs pushed but not yet consumed by the kernel.
+    pub(crate) unsubmitted: u32,
+    pub(crate) peak_in_flight: u32,
+    last_tick_ns: u64,
+    /// CQEs whose user_data matched no live request (reported, never dispatched).
+    pub(crate) stale_cqes: u64,
+    pub(crate) queue_depth: u32,
+}
+
+impl ShardState {
+    pub(crate) fn new(
+        ring: Ring,
+        queue_depth: u32,
+        aimd: Option<AimdOptions>,
+        fixed_limit: u32,
+        batch_option: i32,
+    ) -> Result<Self> {
+        let aimd = match aimd {
+            Some(o) => Some(Aimd::new(o).map_err(Error::invalid)?),
+            None => None,
+        };
+        let limit = aimd.as_ref().map_or(fixed_limit, Aimd::limit);
+        let batch = match batch_option {
+            -1 => aimd
+                .as_ref()
+                .map_or(aura_core::aimd::MIN_BATCH, Aimd::batch_threshold),
+            n => n as u32,
+        };
+        Ok(ShardState {
+            ring,
+            // Room for what may wait behind the gate too: 4 × the queue depth.
+            slab: Slab::with_capacity(queue_depth.saturating_mul(4)),
+            aimd,
+            limit,
+            batch,
+            batch_option,
+            sample_every: 1,
+            sample_ctr: 0,
+            queue: VecDeque::new(),
+            in_flight: 0,
+            unsubmitted: 0,
+            peak_in_flight: 0,
+            last_tick_ns: 0,
+            stale_cqes: 0,
+            queue_depth,
+        })
+    }
+
+    /// The controller's phase (PASSTHROUGH when tuning is off).
+    pub(crate) fn phase(&self) -> Phase {
+        self.aimd.as_ref().map_or(Phase::Passthrough, Aimd::phase)
+    }
+
+    /// Pushes an admitted SQE to the ring, stamping its submit time when sampled.
+    fn push(&mut self, token: u64, sqe: &Sqe, now_ns: u64) -> Result<()> {
+        if let Ok(req) = self.slab.get_mut(token) {
+            if req.data {
+                self.sample_ctr += 1;
+                if self.sample_ctr >= self.sample_every {
+                    self.sample_ctr = 0;
+                    req.submit_ns = now_ns.max(1);
+                }
+            }
+        }
+        // SAFETY: the SQE's pointers reference memory owned by its request slot (`Keep`) or
+        // promised by the caller of an unsafe op to outlive the completion; the slot lives until
+        // its CQE is reaped.
+        if unsafe { self.ring.sq().push(sqe) }.is_err() {
+            self.flush()?;
+            // SAFETY: as above.
+            unsafe { self.ring.sq().push(sqe) }.map_err(|_| Error::WouldBlock)?;
+        }
+        self.in_flight += 1;
+        self.unsubmitted += 1;
+        self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
+        Ok(())
+    }
+
+    /// Admits a new request: straight to the ring when the gate allows, else to the queue.
+    pub(crate) fn admit(&mut self, token: u64, sqe: Sqe, now_ns: u64) -> Result<()> {
+        if self.queue.is_empty() && self.in_flight < self.limit {
+            self.push(token, &sqe, now_ns)?;
+            if self.batch > 0 && self.unsubmitted >= self.batch {
+                self.flush()?;
+            }
+        } else {
+            self.queue.push_back((token, sqe));
+        }
+        Ok(())
+    }
+
+    /// Moves queued requests to the ring while the gate allows.
+    fn admit_queued(&mut self, now_ns: u64) -> Result<()> {
+        while self.in_flight < self.limit {
+            let Some((token, sqe)) = self.queue.pop_front() else {
+                break;
+            };
+            self.push(token, &sqe, now_ns)?;
+        }
+        Ok(())
+    }
+
+    /// Submits pushed SQEs (and enters with GETEVENTS when the ring holds completions back).
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        match self.ring.submit() {
+            Ok(n) => {
+                if n > 0 {
+                    if let Some(a) = &mut self.aimd {
+                        a.on_submit(n);
+                    }
+                }
+            }
+            // The kernel wants completions reaped first: the SQEs stay published, and the next
+            // reap and flush pick them up.
+            Err(aura_core::Error::Os(Errno::BUSY | Errno::AGAIN)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.unsubmitted = self.ring.sq_unconsumed();
+        Ok(())
+    }
+
+    /// Runs the controller when a tick is due and applies its decision.
+    fn maybe_tick(&mut self, now_ns: u64, pending: u32) {
+        let Some(a) = &mut self.aimd else { return };
+        if now_ns.saturating_sub(self.last_tick_ns) < aura_core::aimd::TICK_NS {
+            return;
+        }
+        self.last_tick_ns = now_ns;
+        let d = a.tick(now_ns, pending);
+        self.limit = d.limit;
+        self.sample_every = d.sample_every.max(1);
+        if self.batch_option == -1 {
+            self.batch = d.batch_threshold;
+        }
+    }
+
+    /// One pass: tick if due, flush, reap up to a batch of CQEs into `out`, admit queued
+    /// requests the gate now allows. Returns the number reaped (internal requests included).
+    pub(crate) fn reap(
+        &mut self,
+        counters: &ShardCounters,
+        now_ns: u64,
+        out: &mut Vec<Finished>,
+    ) -> Result<usize> {
+        self.maybe_tick(now_ns, counters.pending.load(Ordering::Relaxed));
+        counters.limit.store(self.limit, Ordering::Relaxed);
+        self.flush()?;
+        let mut cqes: [Cqe; 64] = [Cqe::default(); 64];
+        let mut total = 0;
+        while total < REAP_BATCH {
+            let mut n = 0;
+            {
+                let mut cq = self.ring.cq();
+                for (slot, cqe) in cqes.iter_mut().zip(&mut cq) {
+                    *slot = cqe;
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+            total += n;
+            for cqe in &cqes[..n] {
+                self.complete(counters, cqe, now_ns, out);
+            }
+        }
+        if !self.queue.is_empty() {
+            self.admit_queued(now_ns)?;
+            self.flush()?;
+        }
+        Ok(total)
+    }
+
+    fn complete(
+        &mut self,
+        counters: &ShardCounters,
+        cqe: &Cqe,
+        now_ns: u64,
+        out: &mut Vec<Finished>,
+    ) {
+        let Ok(req) = self.slab.remove(cqe.user_data) else {
+            self.stale_cqes += 1;
+            return;
+        };
+        self.in_flight = self.in_flight.saturating_sub(1);
+        counters.pending.fetch_sub(1, Ordering::Relaxed);
+        if req.internal {
+            return;
+        }
+        counters.ops.fetch_add(1, Ordering::Relaxed);
+        let bytes = if req.data && cqe.res > 0 {
+            cqe.res as u64
+        } else {
+            0
+        };
+        counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(a) = &mut self.aimd {
+            if req.data {
+                let latency = (req.submit_ns > 0).then(|| now_ns.saturating_sub(req.submit_ns));
+                a.on_complete(latency, bytes);
+            }
+        }
+        out.push(Finished {
+            completion: req.completion,
+            keep: req.keep,
+            res: cqe.res,
+        });
+    }
+
+    /// Whether the slot of `user_data` is live (its request has not completed).
+    pub(crate) fn is_live(&self, user_data: u64) -> bool {
+        self.slab.get(user_data).is_ok()
+    }
+
+    /// Removes a request still waiting behind the gate (it never reached the kernel).
+    pub(crate) fn take_queued(
+        &mut self,
+        counters: &ShardCounters,
+        user_data: u64,
+    ) -> Option<Finished> {
+        let pos = self.queue.iter().position(|(t, _)| *t == user_data)?;
+        self.queue.remove(pos);
+        let req = self.slab.remove(user_data).ok()?;
+        counters.pending.fetch_sub(1, Ordering::Relaxed);
+        counters.ops.fetch_add(1, Ordering::Relaxed);
+        Some(Finished {
+            completion: req.completion,
+            keep: req.keep,
+            res: -Errno::CANCELED.raw_os_error(),
+        })
+    }
+}
