@@ -193,9 +193,9 @@ mod cache {
         /// ones that did not fit.
         pub fn push_batch(&self, class: usize, from: &mut Vec<RawBuf>, count: usize) -> usize {
             let count = count.min(from.len());
-            let n = count.min(self.cap - self.lock()[class].len());
             let mut lists = self.lock();
             let list = &mut lists[class];
+            let n = count.min(self.cap - list.len());
             list.extend(from.drain(..n));
             n
         }

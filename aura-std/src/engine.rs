@@ -25,6 +25,10 @@
 //! runs that work) instead of on the eventfd. Neither spins on the CQ tail alone.
 
 use aura_core::sys::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+mod chain;
+
+pub use chain::{Chain, MAX_CHAIN};
+
 use std::cell::Cell;
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

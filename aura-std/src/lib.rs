@@ -21,16 +21,23 @@
 //! Users depend on it as `aura = { package = "aura-std", ... }`.
 
 pub mod buffer;
+#[cfg(not(loom))]
 mod engine;
 pub mod error;
+#[cfg(not(loom))]
 mod options;
+#[cfg(not(loom))]
 mod request;
+#[cfg(not(loom))]
 mod shard;
 
 pub use aura_core::aimd::Phase;
 pub use aura_core::IoVec;
 pub use buffer::{Buffer, BufferPool, BufferRef, BufferStats};
-pub use engine::{in_callback, Engine, RingStats, Stats, IOV_MAX};
+#[cfg(not(loom))]
+pub use engine::{in_callback, Chain, Engine, RingStats, Stats, IOV_MAX, MAX_CHAIN};
 pub use error::{Error, Result};
+#[cfg(not(loom))]
 pub use options::{Options, RingSelect, DEFAULT_ALIGNMENT, DEFAULT_QUEUE_DEPTH};
+#[cfg(not(loom))]
 pub use request::RequestHandle;
