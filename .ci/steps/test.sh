@@ -10,6 +10,8 @@ AURA_SKIP_LOG="$(pwd)/target/aura-skips.log"
 export AURA_SKIP_LOG
 mkdir -p target
 rm -f "$AURA_SKIP_LOG"
+# promtool (Debian package prometheus) for tests/prometheus.rs.
+command -v promtool >/dev/null 2>&1 || ensure_apt prometheus || echo "test: promtool could not be installed; the promtool check will print skipped"
 run cargo test --workspace
 if [[ -s "$AURA_SKIP_LOG" ]]; then
     echo "test: $(wc -l < "$AURA_SKIP_LOG") live-kernel check(s) skipped on this machine:"

@@ -877,6 +877,33 @@ impl Aimd {
         self.settle = 0;
         self.stats.backoffs = self.stats.backoffs.saturating_add(1);
     }
+
+    /// Replaces the max-P99 latency target (0: none, the controller derives its guard from the
+    /// baseline P99 again). Takes effect at the next [`Aimd::tick`]: the guard, the engage rule
+    /// and the sampling rate of the next [`Decision`] all follow the new target. The baseline
+    /// window is kept, so dropping a target goes straight back to the derived guard.
+    pub fn set_max_p99_ns(&mut self, ns: u64) {
+        self.max_p99_ns = ns;
+    }
+
+    /// Replaces the fewest requests in flight the controller may choose. `n` is clamped into
+    /// [1, maximum]; the limit, the limit AIMD starts from when it engages, and the best and
+    /// probe-start limits it remembers are then re-clamped into [minimum, maximum], so the next
+    /// [`Decision`] never goes below the new minimum.
+    pub fn set_min_in_flight(&mut self, n: u32) {
+        self.min = n.clamp(1, self.max);
+        self.limit = self.limit.clamp(self.min, self.max);
+        self.start = self.start.clamp(self.min, self.max);
+        self.best_limit = self.best_limit.clamp(self.min, self.max);
+        self.probe_start = self.probe_start.clamp(self.min, self.max);
+    }
+
+    /// Replaces the batch threshold: `n > 0` fixes it (clamped to at most
+    /// [`MAX_BATCH_THRESHOLD`] × 1024, the largest [`Aimd::new`] accepts), 0 hands it back to
+    /// tuning from the SQEs-per-submit ratio, which resumes from the last tuned value.
+    pub fn set_batch_threshold(&mut self, n: u32) {
+        self.fixed_batch = n.min(MAX_BATCH_THRESHOLD * 1024);
+    }
 }
 
 #[cfg(test)]
@@ -1234,5 +1261,85 @@ mod tests {
         assert!(!Passthrough.can_become(Probing));
         assert!(!Baseline.can_become(Backoff));
         assert!(!Backoff.can_become(Probing));
+    }
+
+    #[test]
+    fn set_max_p99_ns_replaces_the_target() {
+        let (mut a, mut t) = started(AimdOptions::new(256));
+        // No target: 2 ms completions at light load never engage.
+        for _ in 0..2 * ENGAGE_TICKS {
+            tick_with(&mut a, &mut t, 100, 2 * MS, 4096, 8);
+        }
+        assert_eq!(a.phase(), Phase::Passthrough);
+        // A 1 ms target: the same load is over it, so the controller engages.
+        a.set_max_p99_ns(MS);
+        for _ in 0..ENGAGE_TICKS {
+            tick_with(&mut a, &mut t, 100, 2 * MS, 4096, 8);
+        }
+        assert_eq!(a.phase(), Phase::Baseline);
+        for _ in 0..WARMUP_TICKS {
+            tick_with(&mut a, &mut t, 100, 2 * MS, 4096, 512);
+        }
+        assert_eq!(a.stats().guard_ns, MS, "the target is the guard");
+        // Back to 0: the guard is derived from the baseline P99 again (10 × ~2 ms).
+        a.set_max_p99_ns(0);
+        tick_with(&mut a, &mut t, 100, 2 * MS, 4096, 512);
+        let guard = a.stats().guard_ns;
+        assert_eq!(guard, a.stats().baseline_p99_ns * LATENCY_GUARD_MULT);
+        assert!(guard > 10 * MS, "{guard}");
+    }
+
+    #[test]
+    fn set_min_in_flight_clamps_and_reclamps_the_limit() {
+        let (mut a, mut t) = probing(AimdOptions::new(64));
+        assert_eq!(a.bounds(), (DEFAULT_MIN_IN_FLIGHT, 64));
+        assert!(a.limit() < 16, "{}", a.limit());
+        // Raising the minimum above the limit lifts the limit with it.
+        a.set_min_in_flight(16);
+        assert_eq!(a.bounds(), (16, 64));
+        assert_eq!(a.limit(), 16);
+        // And the controller never decides below it, even after backing off.
+        for _ in 0..50 {
+            let d = tick_with(&mut a, &mut t, 1600, 10 * MS, 4096, 512);
+            assert!(d.limit >= 16, "{d:?}");
+        }
+        assert!(a.stats().backoffs > 0);
+        // Out of range: clamped into [1, max].
+        a.set_min_in_flight(0);
+        assert_eq!(a.bounds(), (1, 64));
+        a.set_min_in_flight(1000);
+        assert_eq!(a.bounds(), (64, 64));
+        assert_eq!(a.limit(), 64);
+        // A new engagement starts at (at least) the new minimum.
+        let mut b = Aimd::new(AimdOptions::new(256)).unwrap();
+        b.set_min_in_flight(40);
+        let mut t = 0;
+        b.tick(0, 0);
+        for _ in 0..ENGAGE_TICKS {
+            tick_with(&mut b, &mut t, 100, 80_000, 4096, 512);
+        }
+        assert_eq!(b.phase(), Phase::Baseline);
+        assert_eq!(b.limit(), 40);
+    }
+
+    #[test]
+    fn set_batch_threshold_fixes_and_releases_it() {
+        let (mut a, mut t) = probing(AimdOptions::new(256));
+        let tuned = a.batch_threshold();
+        a.set_batch_threshold(9);
+        assert_eq!(a.batch_threshold(), 9);
+        // Fixed: a 1-SQE-per-submit tick does not move it.
+        a.on_submit(1);
+        let d = tick_with(&mut a, &mut t, 100, 80_000, 4096, 512);
+        assert_eq!(d.batch_threshold, 9);
+        // 0: tuning resumes from the last tuned value.
+        a.set_batch_threshold(0);
+        assert_eq!(a.batch_threshold(), tuned);
+        a.on_submit(1);
+        let d = tick_with(&mut a, &mut t, 100, 80_000, 4096, 512);
+        assert_eq!(d.batch_threshold, tuned + 1);
+        // Clamped to what `Aimd::new` accepts.
+        a.set_batch_threshold(u32::MAX);
+        assert_eq!(a.batch_threshold(), MAX_BATCH_THRESHOLD * 1024);
     }
 }

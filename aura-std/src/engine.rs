@@ -1127,6 +1127,77 @@ impl Engine {
         s.optimal_batch_size /= n.max(1) as u64;
         s
     }
+
+    /// A copy of one ring's latency histogram: every latency the ring measured since the engine
+    /// started (submit to reap, data operations only; at high IOPS the controller measures one
+    /// completion in 8, so the count is of samples, not operations). `None` for a bad index.
+    pub fn histogram(&self, ring: usize) -> Option<aura_core::histogram::Histogram> {
+        let shard = self.inner.shards.get(ring)?;
+        let hist = lock(&shard.state).latency_hist.clone();
+        Some(hist)
+    }
+
+    /// Replaces the max-P99 latency target of every ring, in milliseconds (0: none, the
+    /// controller derives its guard), as [`Options::max_p99_latency_ms`] at build time. The
+    /// controllers use it from their next tick. Refuses a negative or non-finite value with
+    /// [`Error::InvalidArgument`]. No effect with adaptive tuning disabled.
+    ///
+    /// [`Engine::options`] keeps reporting the value the engine was built with.
+    pub fn set_max_p99_latency_ms(&self, ms: f64) -> Result<()> {
+        if !ms.is_finite() || ms < 0.0 {
+            return Err(Error::invalid(format!(
+                "max_p99_latency_ms {ms}: must be finite and >= 0"
+            )));
+        }
+        // A positive target below 1 ns is still a target (the tightest one), not "none".
+        let ns = if ms > 0.0 {
+            ((ms * 1e6) as u64).max(1)
+        } else {
+            0
+        };
+        for shard in self.inner.shards.iter() {
+            lock(&shard.state).set_max_p99_ns(ns);
+        }
+        Ok(())
+    }
+
+    /// Replaces the fewest requests in flight tuning may choose on every ring (1..=queue depth,
+    /// else [`Error::InvalidArgument`]), as [`Options::min_in_flight`] at build time. A limit
+    /// below the new minimum is raised to it at the ring's next tick. No effect with adaptive
+    /// tuning disabled (the limit is fixed then).
+    ///
+    /// [`Engine::options`] keeps reporting the value the engine was built with.
+    pub fn set_min_in_flight(&self, n: u32) -> Result<()> {
+        let qd = self.inner.options.effective_queue_depth();
+        if !(1..=qd).contains(&n) {
+            return Err(Error::invalid(format!(
+                "min_in_flight {n}: must be 1..=queue_depth ({qd})"
+            )));
+        }
+        for shard in self.inner.shards.iter() {
+            lock(&shard.state).set_min_in_flight(n);
+        }
+        Ok(())
+    }
+
+    /// Replaces the batch threshold of every ring, as [`Options::batch_threshold`] at build
+    /// time: -1 = tuned by the controller, 0 = never flush on count (only `flush`/`wait`/`poll`
+    /// submit), > 0 = fixed (at most 65 536). The flush threshold changes at once; a tuned one
+    /// follows the controller from its next tick. Anything else is [`Error::InvalidArgument`].
+    ///
+    /// [`Engine::options`] keeps reporting the value the engine was built with.
+    pub fn set_batch_threshold(&self, n: i32) -> Result<()> {
+        let max = aura_core::aimd::MAX_BATCH_THRESHOLD * 1024;
+        if n < -1 || n as i64 > i64::from(max) {
+            return Err(Error::invalid(format!(
+                "batch_threshold {n}: -1 (auto), 0 (never) or 1..={max}"
+            )));
+        }
+        for shard in self.inner.shards.iter() {
+            lock(&shard.state).set_batch_threshold(n);
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Inner {

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use aura_core::aimd::{Aimd, AimdOptions, Phase};
+use aura_core::histogram::Histogram;
 use aura_core::slab::Slab;
 use aura_core::{Cqe, Errno, Ring, Sqe};
 
@@ -64,6 +65,9 @@ pub(crate) struct ShardState {
     /// CQEs whose user_data matched no live request (reported, never dispatched).
     pub(crate) stale_cqes: u64,
     pub(crate) queue_depth: u32,
+    /// Every latency this shard measured since the engine started (never reset; exported by
+    /// [`crate::Engine::histogram`]).
+    pub(crate) latency_hist: Histogram,
 }
 
 impl ShardState {
@@ -102,6 +106,7 @@ impl ShardState {
             last_tick_ns: 0,
             stale_cqes: 0,
             queue_depth,
+            latency_hist: Histogram::new(),
         })
     }
 
@@ -253,9 +258,12 @@ impl ShardState {
             0
         };
         counters.bytes.fetch_add(bytes, Ordering::Relaxed);
-        if let Some(a) = &mut self.aimd {
-            if req.data {
-                let latency = (req.submit_ns > 0).then(|| now_ns.saturating_sub(req.submit_ns));
+        if req.data {
+            let latency = (req.submit_ns > 0).then(|| now_ns.saturating_sub(req.submit_ns));
+            if let Some(ns) = latency {
+                self.latency_hist.record(ns);
+            }
+            if let Some(a) = &mut self.aimd {
                 a.on_complete(latency, bytes);
             }
         }
@@ -287,5 +295,36 @@ impl ShardState {
             keep: req.keep,
             res: -Errno::CANCELED.raw_os_error(),
         })
+    }
+
+    /// Replaces the controller's max-P99 target (0: derived guard); no-op with tuning off.
+    pub(crate) fn set_max_p99_ns(&mut self, ns: u64) {
+        if let Some(a) = &mut self.aimd {
+            a.set_max_p99_ns(ns);
+        }
+    }
+
+    /// Replaces the controller's minimum in-flight limit; the gate follows at the next tick.
+    /// No-op with tuning off (the limit is fixed then).
+    pub(crate) fn set_min_in_flight(&mut self, n: u32) {
+        if let Some(a) = &mut self.aimd {
+            a.set_min_in_flight(n);
+        }
+    }
+
+    /// Replaces the batch threshold option (-1: the controller's, 0: never on count, > 0:
+    /// fixed); the flush threshold in force follows at once.
+    pub(crate) fn set_batch_threshold(&mut self, n: i32) {
+        self.batch_option = n;
+        if let Some(a) = &mut self.aimd {
+            a.set_batch_threshold(n.max(0) as u32);
+        }
+        self.batch = match n {
+            -1 => self
+                .aimd
+                .as_ref()
+                .map_or(aura_core::aimd::MIN_BATCH, Aimd::batch_threshold),
+            n => n.max(0) as u32,
+        };
     }
 }
