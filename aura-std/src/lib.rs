@@ -27,6 +27,8 @@ pub mod error;
 #[cfg(not(loom))]
 mod options;
 #[cfg(not(loom))]
+pub mod prometheus;
+#[cfg(not(loom))]
 mod request;
 #[cfg(not(loom))]
 mod shard;
