@@ -50,6 +50,8 @@ thread_local! {
     static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
     /// The ring this thread submitted to last and how many submissions ago the CPU was read.
     static LOCAL_RING: Cell<(usize, u32)> = const { Cell::new((usize::MAX, 0)) };
+    /// THREAD_LOCAL: the engine (by address) and ring this thread claimed.
+    static THREAD_RING: Cell<(usize, usize)> = const { Cell::new((0, usize::MAX)) };
     /// xorshift32 state for spill choices.
     static SPILL_RNG: Cell<u32> = const { Cell::new(0) };
 }
@@ -295,7 +297,18 @@ impl Engine {
         }
         match self.inner.options.ring_select {
             RingSelect::RoundRobin => self.inner.round_robin.fetch_add(1, Ordering::Relaxed) % n,
-            RingSelect::CpuLocal | RingSelect::ThreadLocal => self.local_ring(),
+            RingSelect::CpuLocal => self.local_ring(),
+            RingSelect::ThreadLocal => THREAD_RING.with(|c| {
+                let (engine, ring) = c.get();
+                let me = Arc::as_ptr(&self.inner) as usize;
+                if engine == me && ring < n {
+                    ring
+                } else {
+                    let ring = self.inner.round_robin.fetch_add(1, Ordering::Relaxed) % n;
+                    c.set((me, ring));
+                    ring
+                }
+            }),
             RingSelect::Adaptive => {
                 let l = self.local_ring();
                 let pending = |i: usize| shards[i].counters.pending.load(Ordering::Relaxed);

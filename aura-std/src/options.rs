@@ -13,8 +13,9 @@ pub enum RingSelect {
     CpuLocal,
     /// Rings in turn.
     RoundRobin,
-    /// Each thread keeps the ring it first used. (Not built yet: refused with
-    /// [`Error::Unsupported`].)
+    /// Each thread keeps the ring it claims at its first submission (rings handed out in turn).
+    /// The rings are ordinary shared rings: the SINGLE_ISSUER / DEFER_TASKRUN setup the original
+    /// used for this mode is not built yet.
     ThreadLocal,
 }
 
@@ -190,11 +191,6 @@ impl Options {
         }
         if self.sqpoll && self.sqpoll_idle_ms == 0 {
             return Err(Error::invalid("sqpoll_idle_ms 0: must be at least 1"));
-        }
-        if self.ring_select == RingSelect::ThreadLocal {
-            return Err(Error::Unsupported(
-                "ring_select ThreadLocal is not built yet".into(),
-            ));
         }
         Ok(())
     }
