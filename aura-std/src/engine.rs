@@ -849,6 +849,20 @@ impl Engine {
         self.poll_pass()
     }
 
+    /// Like [`Engine::poll`], but returns `Ok(0)` at once when another thread is already
+    /// polling or waiting (for futures and event loops that must never block).
+    pub fn try_poll(&self) -> Result<usize> {
+        Self::not_in_callback("poll")?;
+        match self.inner.waiter.try_lock() {
+            Ok(_g) => self.poll_pass(),
+            Err(std::sync::TryLockError::Poisoned(g)) => {
+                let _g = g.into_inner();
+                self.poll_pass()
+            }
+            Err(std::sync::TryLockError::WouldBlock) => Ok(0),
+        }
+    }
+
     /// Submits queued SQEs on every ring.
     pub fn flush(&self) -> Result<()> {
         for shard in self.inner.shards.iter() {

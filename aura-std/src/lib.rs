@@ -20,6 +20,8 @@
 //!
 //! Users depend on it as `aura = { package = "aura-std", ... }`.
 
+#[cfg(all(feature = "async", not(loom)))]
+pub mod async_io;
 pub mod buffer;
 #[cfg(not(loom))]
 mod engine;
