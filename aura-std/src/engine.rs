@@ -782,13 +782,20 @@ impl Engine {
                     let sqe = op::async_cancel(handle.user_data).user_data(token.user_data());
                     // A cancel bypasses the gate: it must reach the kernel now.
                     // SAFETY: ASYNC_CANCEL carries no pointer.
-                    if unsafe { st.ring.sq().push(&sqe) }.is_err() {
-                        st.flush()?;
+                    let pushed = unsafe { st.ring.sq().push(&sqe) }.is_ok() || {
+                        let _ = st.flush();
                         // SAFETY: as above.
-                        unsafe { st.ring.sq().push(&sqe) }.map_err(|_| Error::WouldBlock)?;
+                        unsafe { st.ring.sq().push(&sqe) }.is_ok()
+                    };
+                    if !pushed {
+                        // Never reached the ring: give the internal slot back.
+                        let _ = st.slab.remove(token.user_data());
+                        shard.counters.pending.fetch_sub(1, Ordering::Relaxed);
+                        return Err(Error::WouldBlock);
                     }
                     st.in_flight += 1;
-                    st.flush()?;
+                    // Published: a failed flush is retried by the next poll / wait.
+                    let _ = st.flush();
                     None
                 }
             }
@@ -801,15 +808,13 @@ impl Engine {
 
     // ---- completion ----
 
+    /// Runs callbacks; a panic in one reaches the caller after the others ran (see
+    /// [`run_finished`]).
     fn run_callbacks(&self, done: Vec<Finished>) -> usize {
-        let was = IN_CALLBACK.with(|c| c.replace(true));
-        let mut n = 0;
-        for f in done {
-            if f.run() {
-                n += 1;
-            }
+        let (n, panic) = run_finished(done);
+        if let Some(p) = panic {
+            std::panic::resume_unwind(p);
         }
-        IN_CALLBACK.with(|c| c.set(was));
         n
     }
 
@@ -823,18 +828,26 @@ impl Engine {
     }
 
     /// One pass over every ring: flush, reap, run callbacks. Returns callbacks run.
+    ///
+    /// A pass reaps at most one CQ's worth (2 × the queue depth) per ring: callbacks that submit
+    /// again (a closed loop whose reads complete at once, from the page cache) would otherwise
+    /// keep the pass, and so `poll` or `wait` past its timeout, going forever. What is left is
+    /// the next pass's.
     fn poll_pass(&self) -> Result<usize> {
         let _ = aura_core::sys::eventfd_read(self.inner.eventfd.as_fd());
+        let budget = 2 * self.inner.options.effective_queue_depth() as usize;
         let mut total = 0;
         for shard in self.inner.shards.iter() {
             let mut done = Vec::new();
+            let mut reaped_here = 0;
             loop {
                 let reaped = {
                     let mut st = lock(&shard.state);
                     st.reap(&shard.counters, self.now_ns(), &mut done)?
                 };
                 total += self.run_callbacks(std::mem::take(&mut done));
-                if reaped == 0 {
+                reaped_here += reaped;
+                if reaped == 0 || reaped_here >= budget {
                     break;
                 }
             }
@@ -966,6 +979,10 @@ impl Engine {
         Self::not_in_callback("run")?;
         while !self.inner.stopping.swap(false, Ordering::AcqRel) {
             match self.wait(100) {
+                // Nothing pending: `wait` returned at once. Sleep on the eventfd (which `stop`
+                // and completions signal) for one tick slice instead of spinning; the next pass
+                // flushes whatever was submitted meanwhile.
+                Ok(0) if self.pending_count() == 0 => self.block(Duration::from_millis(10))?,
                 Ok(_) | Err(Error::TimedOut) => {}
                 Err(e) => return Err(e),
             }
@@ -981,6 +998,11 @@ impl Engine {
 
     /// An eventfd that is readable while completions may wait to be processed: register it with
     /// epoll (or tokio's `AsyncFd`) and call [`Engine::poll`] when it fires.
+    ///
+    /// Submissions are batched: an SQE may wait in the ring until the batch threshold is reached
+    /// or `flush`/`poll`/`wait` runs, and it cannot complete (so the fd cannot fire) before it is
+    /// submitted. Call [`Engine::flush`] after submitting and before sleeping on this fd (or set
+    /// [`crate::Options::batch_threshold`] to 1).
     pub fn poll_fd(&self) -> RawFd {
         self.inner.eventfd.as_raw_fd()
     }
@@ -1234,6 +1256,7 @@ impl Drop for Inner {
         self.shutting_down.store(true, Ordering::Release);
         let started = Instant::now();
         let mut cancelled = false;
+        let mut panic = None;
         loop {
             let pending: u32 = self
                 .shards
@@ -1261,13 +1284,39 @@ impl Drop for Inner {
                 let mut st = lock(&shard.state);
                 let _ = st.reap(&shard.counters, 0, &mut done);
             }
-            let was = IN_CALLBACK.with(|c| c.replace(true));
-            for f in done.drain(..) {
-                f.run();
+            // A panicking callback must not cut the drain short (the kernel may still write
+            // memory owned by the requests behind it): finish, then pass the first panic on.
+            if let (_, Some(p)) = run_finished(done) {
+                panic.get_or_insert(p);
             }
-            IN_CALLBACK.with(|c| c.set(was));
             let _ = aura_core::sys::poll_readable(self.eventfd.as_fd(), Some(10_000_000));
             let _ = aura_core::sys::eventfd_read(self.eventfd.as_fd());
         }
+        if let Some(p) = panic {
+            if !std::thread::panicking() {
+                std::panic::resume_unwind(p);
+            }
+        }
     }
+}
+
+/// Runs completion callbacks with the thread marked as running one ([`in_callback`]). A
+/// panicking callback does not stop the others (each still runs exactly once) nor leave the
+/// thread marked: the first panic's payload is handed back for the caller to resume. Returns the
+/// callbacks run.
+fn run_finished(done: Vec<Finished>) -> (usize, Option<Box<dyn std::any::Any + Send>>) {
+    let was = IN_CALLBACK.with(|c| c.replace(true));
+    let mut n = 0;
+    let mut panic = None;
+    for f in done {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.run())) {
+            Ok(ran) => n += usize::from(ran),
+            Err(p) => {
+                n += 1;
+                panic.get_or_insert(p);
+            }
+        }
+    }
+    IN_CALLBACK.with(|c| c.set(was));
+    (n, panic)
 }

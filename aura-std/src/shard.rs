@@ -61,6 +61,8 @@ pub(crate) struct ShardState {
     /// SQEs pushed but not yet consumed by the kernel.
     pub(crate) unsubmitted: u32,
     pub(crate) peak_in_flight: u32,
+    /// The most requests held (in flight + queued) since the last tick.
+    pending_peak: u32,
     last_tick_ns: u64,
     /// CQEs whose user_data matched no live request (reported, never dispatched).
     pub(crate) stale_cqes: u64,
@@ -103,6 +105,7 @@ impl ShardState {
             in_flight: 0,
             unsubmitted: 0,
             peak_in_flight: 0,
+            pending_peak: 0,
             last_tick_ns: 0,
             stale_cqes: 0,
             queue_depth,
@@ -145,11 +148,15 @@ impl ShardState {
         if self.queue.is_empty() && self.in_flight < self.limit {
             self.push(token, &sqe, now_ns)?;
             if self.batch > 0 && self.unsubmitted >= self.batch {
-                self.flush()?;
+                // The SQE is in the ring now: the request must stay (the kernel may consume it
+                // at any time), so a failed flush is not this submission's failure; the next
+                // flush in poll / wait retries and reports.
+                let _ = self.flush();
             }
         } else {
             self.queue.push_back((token, sqe));
         }
+        self.pending_peak = self.pending_peak.max(self.slab.len());
         Ok(())
     }
 
@@ -159,7 +166,11 @@ impl ShardState {
             let Some((token, sqe)) = self.queue.pop_front() else {
                 break;
             };
-            self.push(token, &sqe, now_ns)?;
+            if let Err(e) = self.push(token, &sqe, now_ns) {
+                // Still waiting: back to the front, in order.
+                self.queue.push_front((token, sqe));
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -190,6 +201,10 @@ impl ShardState {
             return;
         }
         self.last_tick_ns = now_ns;
+        // The most requests pending since the last tick: a client that refills only after its
+        // completions are processed shows a dip at reap time that is not its demand.
+        let pending = pending.max(self.pending_peak);
+        self.pending_peak = 0;
         let d = a.tick(now_ns, pending);
         self.limit = d.limit;
         self.sample_every = d.sample_every.max(1);
