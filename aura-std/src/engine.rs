@@ -128,6 +128,8 @@ pub(crate) struct Inner {
     spills: AtomicU64,
     /// Serialises poll / wait / run / drain.
     waiter: Mutex<()>,
+    /// Whether any file is registered (skips the table lookup on every submission otherwise).
+    has_files: AtomicBool,
     /// Registered files: fd → fixed index, for automatic fixed-file use.
     files: std::sync::RwLock<Vec<RawFd>>,
     /// Registered buffers (the iovecs given to the kernel).
@@ -186,6 +188,7 @@ impl Engine {
             options.min_in_flight
         };
         let max_p99_ns = (options.max_p99_ms * 1e6) as u64;
+        let epoch = Instant::now();
         let mut shards = Vec::with_capacity(rings);
         for _ in 0..rings {
             let mut params = Params::new().cq_entries(qd.saturating_mul(2));
@@ -214,7 +217,7 @@ impl Engine {
                 };
                 (Some(o), qd)
             };
-            let state = ShardState::new(ring, qd, aimd, fixed, options.batch_threshold)?;
+            let state = ShardState::new(ring, qd, aimd, fixed, options.batch_threshold, epoch)?;
             let counters = ShardCounters::default();
             counters.limit.store(state.limit, Ordering::Relaxed);
             shards.push(Shard {
@@ -228,12 +231,13 @@ impl Engine {
                 options,
                 pool,
                 eventfd,
-                epoch: Instant::now(),
+                epoch,
                 shutting_down: AtomicBool::new(false),
                 stopping: AtomicBool::new(false),
                 round_robin: AtomicUsize::new(0),
                 spills: AtomicU64::new(0),
                 waiter: Mutex::new(()),
+                has_files: AtomicBool::new(false),
                 files: std::sync::RwLock::new(Vec::new()),
                 buffers: std::sync::RwLock::new(Vec::new()),
             }),
@@ -371,8 +375,7 @@ impl Engine {
         let token = st.slab.insert(request).map_err(|_| Error::WouldBlock)?;
         let user_data = token.user_data();
         shard.counters.pending.fetch_add(1, Ordering::Relaxed);
-        let now = self.now_ns();
-        if let Err(e) = st.admit(user_data, sqe.user_data(user_data), now) {
+        if let Err(e) = st.admit(user_data, sqe.user_data(user_data)) {
             // The SQE never reached the kernel: take the slot back.
             if st.slab.remove(user_data).is_ok() {
                 shard.counters.pending.fetch_sub(1, Ordering::Relaxed);
@@ -388,6 +391,9 @@ impl Engine {
     fn target(&self, fd: RawFd) -> Result<Target> {
         if fd < 0 {
             return Err(Error::invalid(format!("fd {fd}: must be >= 0")));
+        }
+        if !self.inner.has_files.load(Ordering::Acquire) {
+            return Ok(Target::Fd(fd));
         }
         let files = self
             .inner
@@ -1088,6 +1094,7 @@ impl Engine {
             }
         }
         files.extend_from_slice(fds);
+        self.inner.has_files.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -1127,6 +1134,7 @@ impl Engine {
             lock(&shard.state).ring.unregister_files()?;
         }
         files.clear();
+        self.inner.has_files.store(false, Ordering::Release);
         Ok(())
     }
 

@@ -63,6 +63,8 @@ pub(crate) struct ShardState {
     pub(crate) peak_in_flight: u32,
     /// The most requests held (in flight + queued) since the last tick.
     pending_peak: u32,
+    /// The engine's clock origin (latencies are measured from it).
+    epoch: std::time::Instant,
     last_tick_ns: u64,
     /// CQEs whose user_data matched no live request (reported, never dispatched).
     pub(crate) stale_cqes: u64,
@@ -79,6 +81,7 @@ impl ShardState {
         aimd: Option<AimdOptions>,
         fixed_limit: u32,
         batch_option: i32,
+        epoch: std::time::Instant,
     ) -> Result<Self> {
         let aimd = match aimd {
             Some(o) => Some(Aimd::new(o).map_err(Error::invalid)?),
@@ -106,6 +109,7 @@ impl ShardState {
             unsubmitted: 0,
             peak_in_flight: 0,
             pending_peak: 0,
+            epoch,
             last_tick_ns: 0,
             stale_cqes: 0,
             queue_depth,
@@ -119,13 +123,14 @@ impl ShardState {
     }
 
     /// Pushes an admitted SQE to the ring, stamping its submit time when sampled.
-    fn push(&mut self, token: u64, sqe: &Sqe, now_ns: u64) -> Result<()> {
+    fn push(&mut self, token: u64, sqe: &Sqe) -> Result<()> {
         if let Ok(req) = self.slab.get_mut(token) {
             if req.data {
                 self.sample_ctr += 1;
                 if self.sample_ctr >= self.sample_every {
                     self.sample_ctr = 0;
-                    req.submit_ns = now_ns.max(1);
+                    // The clock is read only for sampled requests.
+                    req.submit_ns = (self.epoch.elapsed().as_nanos() as u64).max(1);
                 }
             }
         }
@@ -144,9 +149,9 @@ impl ShardState {
     }
 
     /// Admits a new request: straight to the ring when the gate allows, else to the queue.
-    pub(crate) fn admit(&mut self, token: u64, sqe: Sqe, now_ns: u64) -> Result<()> {
+    pub(crate) fn admit(&mut self, token: u64, sqe: Sqe) -> Result<()> {
         if self.queue.is_empty() && self.in_flight < self.limit {
-            self.push(token, &sqe, now_ns)?;
+            self.push(token, &sqe)?;
             if self.batch > 0 && self.unsubmitted >= self.batch {
                 // The SQE is in the ring now: the request must stay (the kernel may consume it
                 // at any time), so a failed flush is not this submission's failure; the next
@@ -161,12 +166,12 @@ impl ShardState {
     }
 
     /// Moves queued requests to the ring while the gate allows.
-    fn admit_queued(&mut self, now_ns: u64) -> Result<()> {
+    fn admit_queued(&mut self) -> Result<()> {
         while self.in_flight < self.limit {
             let Some((token, sqe)) = self.queue.pop_front() else {
                 break;
             };
-            if let Err(e) = self.push(token, &sqe, now_ns) {
+            if let Err(e) = self.push(token, &sqe) {
                 // Still waiting: back to the front, in order.
                 self.queue.push_front((token, sqe));
                 return Err(e);
@@ -244,7 +249,7 @@ impl ShardState {
             }
         }
         if !self.queue.is_empty() {
-            self.admit_queued(now_ns)?;
+            self.admit_queued()?;
             self.flush()?;
         }
         Ok(total)
