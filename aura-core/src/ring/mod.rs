@@ -472,6 +472,7 @@ impl Ring {
     }
 
     #[cold]
+    #[cfg(not(loom))]
     fn enter_error(e: Errno) -> Error {
         Error::Os(e)
     }
