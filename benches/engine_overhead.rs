@@ -1,241 +1,471 @@
-//! What the Engine costs over a bare aura-core ring loop doing the same work, in the same run.
+//! What the Engine costs over a bare ring: aura-std's `Engine` against an aura-core `Ring` loop
+//! doing the same I/O, measured in the same run.
 //!
-//! - `engine_overhead/read4k_qd32`: 4 KiB reads at random 4 KiB-aligned offsets of a 64 MiB file
-//!   held in the page cache, 32 in flight, each completion refilled at once. Bare: one ring, 32
-//!   buffers, `submit_and_wait(1)`, reap, refill. Engine: `ring_count(1)`, a fixed in-flight
-//!   limit of 32 (`disable_adaptive`, so both loops run the same depth), callbacks returning the
-//!   slot, `wait(-1)`, refill.
-//! - `engine_overhead/small_batch32`: 1-byte reads of the same cached file in batches of 32 (the
-//!   Engine has no NOP operation; a 1-byte cached read is the cheapest op it offers). Bare: push
-//!   32, `submit_and_wait(32)`, reap 32. Engine: 32 submissions, then `wait` until all 32 ran.
+//! Both sides read a 256 MiB file that is in the page cache (written by the bench, then read once;
+//! created under `$ENGINE_OVERHEAD_DIR`, default the temp dir, and removed at exit), with
+//! page-aligned buffers from an aura-std buffer pool, preallocated.
 //!
-//! Throughput is per operation. Goals: Engine ≥ 0.95 × bare on reads, ≥ 0.80 × on the batch.
+//! - `engine_overhead/read4k_qd32`: 4 KiB reads at random page offsets, 32 kept in flight: 32 are
+//!   submitted up front, then each one is submitted again as soon as its completion is seen.
+//!   - bare: a `Ring` (64 SQ entries, `Params::new()`); `submit_and_wait(1)`, reap every CQE,
+//!     push one read per reaped slot through one SQ view, repeat.
+//!   - Engine: `Engine::with_options(Options::new().ring_count(1))` and the unsafe callback API on
+//!     the preallocated buffers; `wait(-1)`, then submit one read per callback that ran (the
+//!     callbacks note their slot), repeat.
+//!
+//!   One criterion iteration is 32 completions (`Throughput::Elements(32)`); completions beyond
+//!   the iteration's count are credited to the next one, so the depth never drains.
+//! - `engine_overhead/small_b32`: rounds of 32 one-byte reads (at random page offsets). The Engine
+//!   has no NOP operation, so a one-byte read of a cached page stands in for the cheapest
+//!   operation: it measures per-request overhead with almost no kernel work per request.
+//!   - bare: push 32 reads through one SQ view, `submit_and_wait(32)`, reap 32.
+//!   - Engine: 32 `read` calls, then `wait(-1)` until their 32 callbacks ran.
+//!
+//!   One iteration is one round (`Throughput::Elements(32)`).
+//!
+//! `engine` is the configuration the goals are set for. Each case also runs three Engine variants,
+//! to tell the costs apart: `engine-fixed` (adaptive tuning off: in-flight limit = queue depth,
+//! batch threshold `MIN_BATCH`), `engine-batch0` (adaptive, but `batch_threshold(0)`: SQEs are
+//! flushed only by `wait`/`poll`), and `engine-tuned` (queue depth 64, adaptive off, in-flight
+//! limit 32, `batch_threshold(0)`: the Engine set up for this loop). The ring's stats (phase,
+//! in-flight limit, batch threshold) are printed on stderr after each Engine bench.
+//!
+//! Results: `benches/RESULTS.md`, section "engine_overhead".
 
+use std::cell::{Cell, RefCell};
 use std::fs::File;
-use std::io::Write;
+use std::hint::black_box;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aura_core::{op, Params, Ring};
-use aura_std::{BufferRef, Engine, Options};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use aura_core::op::{self, Target};
+use aura_core::{Params, Ring};
+use aura_std::{Buffer, BufferPool, BufferRef, Engine, Options};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-const FILE_SIZE: u64 = 64 << 20;
+/// The file's size: 256 MiB.
+const FILE_SIZE: u64 = 256 << 20;
+/// Page size, read size of the 4 KiB case, and the offset granularity of both cases.
+const PAGE: u64 = 4096;
+/// Reads kept in flight (4 KiB case) and reads per round (small-op case).
 const DEPTH: usize = 32;
-const BLOCK: usize = 4096;
 
-/// A 64 MiB file in the target directory, read once so it sits in the page cache.
-fn cached_file() -> File {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let path = dir.join("aura-engine-overhead-64m.dat");
-    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(FILE_SIZE) {
-        let mut f = File::create(&path).expect("create the bench file");
-        let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
-        for _ in 0..FILE_SIZE >> 20 {
-            f.write_all(&chunk).expect("write the bench file");
-        }
-    }
-    let data = std::fs::read(&path).expect("warm the page cache");
-    assert_eq!(data.len() as u64, FILE_SIZE);
-    File::open(&path).expect("open the bench file")
+/// The bench file: written, read once (so it is in the page cache), removed when dropped.
+struct CachedFile {
+    path: PathBuf,
+    file: File,
 }
 
-/// xorshift64: random block offsets, the same sequence for both loops.
-struct Offsets(u64);
+impl CachedFile {
+    fn create() -> CachedFile {
+        let dir = std::env::var_os("ENGINE_OVERHEAD_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let path = dir.join(format!("aura-engine-overhead-{}.dat", std::process::id()));
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .expect("create the bench file");
+        let mut chunk = vec![0u8; 1 << 20];
+        for (i, b) in chunk.iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+        for _ in 0..FILE_SIZE / chunk.len() as u64 {
+            file.write_all(&chunk).expect("write the bench file");
+        }
+        // Read it back once: every page is then in the page cache.
+        let mut f = File::open(&path).expect("reopen the bench file");
+        let mut total = 0u64;
+        loop {
+            match f.read(&mut chunk).expect("read the bench file") {
+                0 => break,
+                n => total += n as u64,
+            }
+        }
+        assert_eq!(total, FILE_SIZE);
+        CachedFile { path, file }
+    }
 
-impl Offsets {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % (FILE_SIZE / BLOCK as u64)) * BLOCK as u64
+    fn fd(&self) -> i32 {
+        self.file.as_raw_fd()
     }
 }
 
-fn bare_reads(ring: &mut Ring, fd: i32, bufs: &mut [Vec<u8>], ops: u64) {
-    let mut offs = Offsets(0x9E37_79B9_7F4A_7C15);
-    let mut done = 0u64;
-    let mut issued = 0u64;
-    {
-        let mut sq = ring.sq();
-        for (slot, buf) in bufs.iter_mut().enumerate() {
-            let sqe =
-                op::read(fd, buf.as_mut_ptr(), BLOCK as u32, offs.next()).user_data(slot as u64);
-            // SAFETY: each buffer outlives its read: we reap every CQE before returning.
-            unsafe { sq.push(&sqe) }.expect("room");
-            issued += 1;
+impl Drop for CachedFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// xorshift64: the random page offsets (same sequence for both sides).
+struct Rng(u64);
+
+impl Rng {
+    fn page_offset(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        (x % (FILE_SIZE / PAGE)) * PAGE
+    }
+}
+
+/// `DEPTH` page-aligned 4 KiB buffers and their addresses.
+struct Buffers {
+    _bufs: Vec<Buffer>,
+    ptrs: Vec<*mut u8>,
+}
+
+impl Buffers {
+    fn new(pool: &BufferPool) -> Buffers {
+        let mut bufs: Vec<Buffer> = (0..DEPTH)
+            .map(|_| pool.alloc(PAGE as usize).expect("buffer"))
+            .collect();
+        let ptrs = bufs.iter_mut().map(|b| b.as_mut_ptr()).collect();
+        Buffers { _bufs: bufs, ptrs }
+    }
+}
+
+// ---- bare ring ----
+
+/// The bare ring's closed loop of 4 KiB reads.
+struct BareReads {
+    ring: Ring,
+    fd: i32,
+    bufs: Buffers,
+    rng: Rng,
+    /// Completions counted past what the last iteration needed, for the next one.
+    credit: u64,
+}
+
+impl BareReads {
+    fn new(fd: i32, pool: &BufferPool) -> BareReads {
+        let mut r = BareReads {
+            ring: Ring::new(2 * DEPTH as u32, &Params::new()).expect("ring"),
+            fd,
+            bufs: Buffers::new(pool),
+            rng: Rng(0x9E37_79B9_7F4A_7C15),
+            credit: 0,
+        };
+        let slots: Vec<u32> = (0..DEPTH as u32).collect();
+        r.push(&slots);
+        r
+    }
+
+    fn push(&mut self, slots: &[u32]) {
+        let mut sq = self.ring.sq();
+        for &slot in slots {
+            let sqe = op::read(
+                Target::Fd(self.fd),
+                self.bufs.ptrs[slot as usize],
+                PAGE as u32,
+                self.rng.page_offset(),
+            )
+            .user_data(u64::from(slot));
+            // SAFETY: the buffer lives as long as the ring (both are fields of `self`, the ring
+            // is dropped first) and only this slot's read uses it until its CQE is reaped.
+            unsafe { sq.push(&sqe) }.expect("SQ has room");
         }
     }
-    while done < ops {
-        ring.submit_and_wait(1).expect("submit");
-        let mut refill = [0usize; DEPTH];
+
+    /// Steps until `n` completions were counted (the surplus goes to the next call).
+    fn run(&mut self, n: u64) {
+        let mut done = std::mem::take(&mut self.credit);
+        while done < n {
+            done += black_box(self.step());
+        }
+        self.credit = done - n;
+    }
+
+    /// One `submit_and_wait(1)`, reap, resubmit; returns the completions.
+    #[inline(never)]
+    fn step(&mut self) -> u64 {
+        self.ring.submit_and_wait(1).expect("submit_and_wait");
+        let mut slots = [0u32; 2 * DEPTH];
         let mut n = 0;
-        for cqe in ring.cq() {
-            assert_eq!(cqe.res, BLOCK as i32);
-            refill[n] = cqe.user_data as usize;
+        for cqe in self.ring.cq() {
+            assert_eq!(cqe.res, PAGE as i32, "bare read");
+            slots[n] = cqe.user_data as u32;
             n += 1;
         }
-        done += n as u64;
-        let mut sq = ring.sq();
-        for &slot in &refill[..n] {
-            if issued < ops {
-                let sqe = op::read(fd, bufs[slot].as_mut_ptr(), BLOCK as u32, offs.next())
-                    .user_data(slot as u64);
-                // SAFETY: as above.
-                unsafe { sq.push(&sqe) }.expect("room");
-                issued += 1;
-            }
-        }
+        self.push(&slots[..n]);
+        n as u64
     }
 }
 
-fn engine_reads(engine: &Engine, fd: i32, bufs: &[aura_std::Buffer], ops: u64) {
-    let mut offs = Offsets(0x9E37_79B9_7F4A_7C15);
-    let free = Arc::new(Mutex::new((0..DEPTH).collect::<Vec<usize>>()));
-    let done = Arc::new(AtomicUsize::new(0));
-    let mut issued = 0u64;
-    while (done.load(Ordering::Relaxed) as u64) < ops {
-        let slots: Vec<usize> = std::mem::take(&mut *free.lock().unwrap());
-        for slot in slots {
-            if issued >= ops {
-                break;
-            }
-            let (free, done) = (free.clone(), done.clone());
-            // SAFETY: the buffers outlive every read: we wait until all of them completed.
-            unsafe {
-                engine.read(
-                    fd,
-                    BufferRef::from(&bufs[slot]),
-                    BLOCK,
-                    offs.next(),
-                    move |r| {
-                        assert_eq!(r.expect("read"), BLOCK);
-                        done.fetch_add(1, Ordering::Relaxed);
-                        free.lock().unwrap().push(slot);
-                    },
-                )
-            }
-            .expect("submit");
-            issued += 1;
-        }
-        engine.wait(-1).expect("wait");
-    }
+/// The bare ring's rounds of 32 one-byte reads.
+struct BareSmall {
+    ring: Ring,
+    fd: i32,
+    bufs: Buffers,
+    rng: Rng,
 }
 
-fn bare_batches(ring: &mut Ring, fd: i32, buf: &mut [u8], batches: u64) {
-    for b in 0..batches {
+impl BareSmall {
+    fn new(fd: i32, pool: &BufferPool) -> BareSmall {
+        BareSmall {
+            ring: Ring::new(2 * DEPTH as u32, &Params::new()).expect("ring"),
+            fd,
+            bufs: Buffers::new(pool),
+            rng: Rng(0x9E37_79B9_7F4A_7C15),
+        }
+    }
+
+    #[inline(never)]
+    fn round(&mut self) -> u64 {
         {
-            let mut sq = ring.sq();
-            for i in 0..32u64 {
+            let mut sq = self.ring.sq();
+            for slot in 0..DEPTH {
                 let sqe = op::read(
-                    fd,
-                    buf[i as usize..].as_mut_ptr(),
+                    Target::Fd(self.fd),
+                    self.bufs.ptrs[slot],
                     1,
-                    (b * 32 + i) % FILE_SIZE,
+                    self.rng.page_offset(),
                 )
-                .user_data(i);
-                // SAFETY: `buf` outlives the batch: we reap all 32 before the next.
-                unsafe { sq.push(&sqe) }.expect("room");
+                .user_data(slot as u64);
+                // SAFETY: as in `BareReads::push`; every read of a round is reaped before the
+                // next round reuses its buffer.
+                unsafe { sq.push(&sqe) }.expect("SQ has room");
             }
         }
-        ring.submit_and_wait(32).expect("submit");
-        assert_eq!(ring.cq().count(), 32);
+        self.ring
+            .submit_and_wait(DEPTH as u32)
+            .expect("submit_and_wait");
+        let mut sum = 0;
+        for cqe in self.ring.cq() {
+            assert_eq!(cqe.res, 1, "bare read");
+            sum += 1 + cqe.user_data;
+        }
+        sum
     }
 }
 
-fn engine_batches(engine: &Engine, fd: i32, buf: &aura_std::Buffer, batches: u64) {
-    let done = Arc::new(AtomicUsize::new(0));
-    for b in 0..batches {
-        for i in 0..32u64 {
-            let done = done.clone();
-            // SAFETY: `buf` outlives the batch: we wait for all 32 callbacks before the next.
-            let r = unsafe { BufferRef::from_ptr(buf.as_ptr().add(i as usize).cast_mut(), 1) };
-            // SAFETY: as above.
+// ---- Engine ----
+
+thread_local! {
+    /// Slots whose read completed (callbacks run on the thread that waits: this one).
+    static DONE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// Callbacks that ran (small-op case).
+    static RAN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The Engine's closed loop of 4 KiB reads.
+struct EngineReads {
+    engine: Engine,
+    fd: i32,
+    bufs: Buffers,
+    rng: Rng,
+    /// Completions counted past what the last iteration needed, for the next one.
+    credit: u64,
+    slots: Vec<u32>,
+}
+
+impl EngineReads {
+    fn new(fd: i32, options: Options) -> EngineReads {
+        let engine = Engine::with_options(options).expect("engine");
+        let bufs = Buffers::new(engine.buffer_pool());
+        DONE.with(|d| d.borrow_mut().clear());
+        let mut r = EngineReads {
+            engine,
+            fd,
+            bufs,
+            rng: Rng(0x9E37_79B9_7F4A_7C15),
+            credit: 0,
+            slots: Vec::with_capacity(2 * DEPTH),
+        };
+        for slot in 0..DEPTH as u32 {
+            r.submit(slot);
+        }
+        r
+    }
+
+    fn submit(&mut self, slot: u32) {
+        // SAFETY: the buffer lives until the engine is dropped (`EngineReads` drops its fields in
+        // order: the engine, which waits for every callback, before the buffers), and only this
+        // slot's read uses it until its callback has run.
+        unsafe {
+            let buf = BufferRef::from_ptr(self.bufs.ptrs[slot as usize], PAGE as usize);
+            self.engine.read(
+                self.fd,
+                buf,
+                PAGE as usize,
+                self.rng.page_offset(),
+                move |r| {
+                    assert_eq!(r.ok(), Some(PAGE as usize), "engine read");
+                    DONE.with(|d| d.borrow_mut().push(slot));
+                },
+            )
+        }
+        .expect("engine read");
+    }
+
+    /// Steps until `n` completions were counted (the surplus goes to the next call).
+    fn run(&mut self, n: u64) {
+        let mut done = std::mem::take(&mut self.credit);
+        while done < n {
+            done += black_box(self.step());
+        }
+        self.credit = done - n;
+    }
+
+    /// One `wait(-1)`, then one read per callback that ran; returns the completions.
+    #[inline(never)]
+    fn step(&mut self) -> u64 {
+        self.engine.wait(-1).expect("wait");
+        let mut slots = std::mem::take(&mut self.slots);
+        DONE.with(|d| std::mem::swap(&mut *d.borrow_mut(), &mut slots));
+        for &slot in &slots {
+            self.submit(slot);
+        }
+        let n = slots.len() as u64;
+        slots.clear();
+        self.slots = slots;
+        n
+    }
+}
+
+/// The Engine's rounds of 32 one-byte reads.
+struct EngineSmall {
+    engine: Engine,
+    fd: i32,
+    bufs: Buffers,
+    rng: Rng,
+}
+
+impl EngineSmall {
+    fn new(fd: i32, options: Options) -> EngineSmall {
+        let engine = Engine::with_options(options).expect("engine");
+        let bufs = Buffers::new(engine.buffer_pool());
+        EngineSmall {
+            engine,
+            fd,
+            bufs,
+            rng: Rng(0x9E37_79B9_7F4A_7C15),
+        }
+    }
+
+    #[inline(never)]
+    fn round(&mut self) -> u64 {
+        RAN.with(|r| r.set(0));
+        for slot in 0..DEPTH {
+            // SAFETY: as in `EngineReads::submit`; every read of a round completes before the
+            // next round reuses its buffer.
             unsafe {
-                engine.read(fd, r, 1, (b * 32 + i) % FILE_SIZE, move |_| {
-                    done.fetch_add(1, Ordering::Relaxed);
-                })
+                let buf = BufferRef::from_ptr(self.bufs.ptrs[slot], 1);
+                self.engine
+                    .read(self.fd, buf, 1, self.rng.page_offset(), |r| {
+                        assert_eq!(r.ok(), Some(1), "engine read");
+                        RAN.with(|n| n.set(n.get() + 1));
+                    })
             }
-            .expect("submit");
+            .expect("engine read");
         }
-        while done.load(Ordering::Relaxed) < ((b + 1) * 32) as usize {
-            engine.wait(-1).expect("wait");
+        while RAN.with(Cell::get) < DEPTH as u64 {
+            self.engine.wait(-1).expect("wait");
         }
+        DEPTH as u64
     }
 }
 
-fn fixed_depth_engine() -> Engine {
-    let opts = Options::new()
-        .ring_count(1)
-        .queue_depth(64)
-        .disable_adaptive(true)
-        .initial_in_flight(DEPTH as u32)
-        .batch_threshold(0);
-    Engine::with_options(opts).expect("engine")
+// ---- the benches ----
+
+/// The Engine variants: name and options.
+fn engine_variants() -> [(&'static str, Options); 4] {
+    let base = || Options::new().ring_count(1);
+    [
+        ("engine", base()),
+        ("engine-fixed", base().disable_adaptive(true)),
+        ("engine-batch0", base().batch_threshold(0)),
+        (
+            "engine-tuned",
+            base()
+                .queue_depth(64)
+                .disable_adaptive(true)
+                .initial_in_flight(DEPTH as u32)
+                .batch_threshold(0),
+        ),
+    ]
 }
 
-fn overhead(c: &mut Criterion) {
-    let file = cached_file();
-    let fd = file.as_raw_fd();
+fn report(name: &str, case: &str, engine: &Engine) {
+    let s = engine.ring_stats(0).expect("ring 0");
+    eprintln!(
+        "engine_overhead: {case}/{name}: phase={:?} in_flight_limit={} batch_threshold={} \
+         peak_in_flight={} ops={}",
+        s.phase, s.in_flight_limit, s.batch_threshold, s.peak_in_flight, s.ops_completed
+    );
+}
+
+fn engine_overhead(c: &mut Criterion) {
+    let file = CachedFile::create();
+    let fd = file.fd();
+    let pool = BufferPool::with_default_alignment();
     let mut g = c.benchmark_group("engine_overhead");
-    g.throughput(Throughput::Elements(1));
+    g.throughput(Throughput::Elements(DEPTH as u64));
 
-    let mut ring = Ring::new(64, &Params::new()).expect("ring");
-    let mut bufs: Vec<Vec<u8>> = (0..DEPTH).map(|_| vec![0u8; BLOCK]).collect();
-    g.bench_function("read4k_qd32/bare", |b| {
-        b.iter_custom(|n| {
-            let t = Instant::now();
-            bare_reads(&mut ring, fd, &mut bufs, n.max(DEPTH as u64));
-            t.elapsed().mul_f64(n as f64 / n.max(DEPTH as u64) as f64)
-        })
-    });
-    let engine = fixed_depth_engine();
-    let ebufs: Vec<aura_std::Buffer> = (0..DEPTH)
-        .map(|_| engine.allocate_buffer(BLOCK).expect("buffer"))
-        .collect();
-    g.bench_function("read4k_qd32/engine", |b| {
-        b.iter_custom(|n| {
-            let t = Instant::now();
-            engine_reads(&engine, fd, &ebufs, n.max(DEPTH as u64));
-            t.elapsed().mul_f64(n as f64 / n.max(DEPTH as u64) as f64)
-        })
-    });
+    // (a) 4 KiB random reads, 32 in flight.
+    {
+        let mut bare = BareReads::new(fd, &pool);
+        g.bench_function(BenchmarkId::new("read4k_qd32", "bare"), |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                bare.run(iters * DEPTH as u64);
+                t.elapsed()
+            })
+        });
+    }
+    for (name, options) in engine_variants() {
+        let mut e = EngineReads::new(fd, options);
+        g.bench_function(BenchmarkId::new("read4k_qd32", name), |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                e.run(iters * DEPTH as u64);
+                t.elapsed()
+            })
+        });
+        report(name, "read4k_qd32", &e.engine);
+    }
 
-    let mut small = vec![0u8; 64];
-    g.bench_function("small_batch32/bare", |b| {
-        b.iter_custom(|n| {
-            let batches = n.div_ceil(32).max(1);
-            let t = Instant::now();
-            bare_batches(&mut ring, fd, &mut small, batches);
-            per_op(t.elapsed(), n, batches)
-        })
-    });
-    let ebuf = engine.allocate_buffer(64).expect("buffer");
-    g.bench_function("small_batch32/engine", |b| {
-        b.iter_custom(|n| {
-            let batches = n.div_ceil(32).max(1);
-            let t = Instant::now();
-            engine_batches(&engine, fd, &ebuf, batches);
-            per_op(t.elapsed(), n, batches)
-        })
-    });
+    // (b) rounds of 32 one-byte reads (the Engine has no NOP).
+    {
+        let mut bare = BareSmall::new(fd, &pool);
+        g.bench_function(BenchmarkId::new("small_b32", "bare"), |b| {
+            b.iter(|| black_box(bare.round()))
+        });
+    }
+    for (name, options) in engine_variants() {
+        let mut e = EngineSmall::new(fd, options);
+        g.bench_function(BenchmarkId::new("small_b32", name), |b| {
+            b.iter(|| black_box(e.round()))
+        });
+        report(name, "small_b32", &e.engine);
+    }
     g.finish();
+    drop(file);
 }
 
-/// Scales the time of `batches` × 32 operations to `n` operations.
-fn per_op(elapsed: Duration, n: u64, batches: u64) -> Duration {
-    elapsed.mul_f64(n as f64 / (batches * 32) as f64)
+/// Criterion's defaults for this bench (the command line still overrides them).
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
 }
 
 mod harness {
     #![allow(missing_docs)]
 
-    use super::{criterion_group, overhead};
+    use super::{config, criterion_group, engine_overhead};
 
-    criterion_group!(benches, overhead);
+    criterion_group! {
+        name = benches;
+        config = config();
+        targets = engine_overhead
+    }
 }
 
 criterion_main!(harness::benches);
