@@ -816,7 +816,7 @@ impl Engine {
 
     /// Runs callbacks; a panic in one reaches the caller after the others ran (see
     /// [`run_finished`]).
-    fn run_callbacks(&self, done: Vec<Finished>) -> usize {
+    fn run_callbacks(&self, done: impl IntoIterator<Item = Finished>) -> usize {
         let (n, panic) = run_finished(done);
         if let Some(p) = panic {
             std::panic::resume_unwind(p);
@@ -839,19 +839,22 @@ impl Engine {
     /// again (a closed loop whose reads complete at once, from the page cache) would otherwise
     /// keep the pass, and so `poll` or `wait` past its timeout, going forever. What is left is
     /// the next pass's.
-    fn poll_pass(&self) -> Result<usize> {
-        let _ = aura_core::sys::eventfd_read(self.inner.eventfd.as_fd());
+    fn poll_pass(&self, clear_eventfd: bool) -> Result<usize> {
+        if clear_eventfd {
+            // `poll` consumes the wakeup (epoll users rely on it); `wait` clears it in `block`.
+            let _ = aura_core::sys::eventfd_read(self.inner.eventfd.as_fd());
+        }
         let budget = 2 * self.inner.options.effective_queue_depth() as usize;
         let mut total = 0;
+        let mut done = Vec::with_capacity(64);
         for shard in self.inner.shards.iter() {
-            let mut done = Vec::new();
             let mut reaped_here = 0;
             loop {
                 let reaped = {
                     let mut st = lock(&shard.state);
                     st.reap(&shard.counters, self.now_ns(), &mut done)?
                 };
-                total += self.run_callbacks(std::mem::take(&mut done));
+                total += self.run_callbacks(done.drain(..));
                 reaped_here += reaped;
                 if reaped == 0 || reaped_here >= budget {
                     break;
@@ -865,7 +868,7 @@ impl Engine {
     pub fn poll(&self) -> Result<usize> {
         Self::not_in_callback("poll")?;
         let _g = lock(&self.inner.waiter);
-        self.poll_pass()
+        self.poll_pass(true)
     }
 
     /// Like [`Engine::poll`], but returns `Ok(0)` at once when another thread is already
@@ -873,10 +876,10 @@ impl Engine {
     pub fn try_poll(&self) -> Result<usize> {
         Self::not_in_callback("poll")?;
         match self.inner.waiter.try_lock() {
-            Ok(_g) => self.poll_pass(),
+            Ok(_g) => self.poll_pass(true),
             Err(std::sync::TryLockError::Poisoned(g)) => {
                 let _g = g.into_inner();
-                self.poll_pass()
+                self.poll_pass(true)
             }
             Err(std::sync::TryLockError::WouldBlock) => Ok(0),
         }
@@ -917,6 +920,15 @@ impl Engine {
                 return Ok(());
             }
         }
+        // Clear the eventfd only now, then look again: a CQE posted before the clear is seen
+        // here, one posted after it signals the eventfd.
+        let _ = aura_core::sys::eventfd_read(self.inner.eventfd.as_fd());
+        for shard in self.inner.shards.iter() {
+            let mut st = lock(&shard.state);
+            if !st.ring.cq().is_empty() || st.ring.needs_getevents() {
+                return Ok(());
+            }
+        }
         aura_core::sys::poll_readable(self.inner.eventfd.as_fd(), Some(ns)).map_err(errno)?;
         Ok(())
     }
@@ -930,7 +942,7 @@ impl Engine {
         let deadline =
             (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
         loop {
-            let n = self.poll_pass()?;
+            let n = self.poll_pass(false)?;
             if n > 0 {
                 return Ok(n);
             }
@@ -1312,7 +1324,9 @@ impl Drop for Inner {
 /// panicking callback does not stop the others (each still runs exactly once) nor leave the
 /// thread marked: the first panic's payload is handed back for the caller to resume. Returns the
 /// callbacks run.
-fn run_finished(done: Vec<Finished>) -> (usize, Option<Box<dyn std::any::Any + Send>>) {
+fn run_finished(
+    done: impl IntoIterator<Item = Finished>,
+) -> (usize, Option<Box<dyn std::any::Any + Send>>) {
     let was = IN_CALLBACK.with(|c| c.replace(true));
     let mut n = 0;
     let mut panic = None;

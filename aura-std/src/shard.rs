@@ -20,6 +20,14 @@ use crate::request::{Finished, Request};
 /// Most CQEs reaped from one ring per pass (then the lock is released for the callbacks).
 const REAP_BATCH: usize = 256;
 
+/// Counter updates of one batch of CQEs.
+#[derive(Default)]
+struct Tally {
+    reaped: u32,
+    ops: u64,
+    bytes: u64,
+}
+
 /// Counters readable without the shard lock.
 #[derive(Debug, Default)]
 pub(crate) struct ShardCounters {
@@ -88,6 +96,12 @@ impl ShardState {
             None => None,
         };
         let limit = aimd.as_ref().map_or(fixed_limit, Aimd::limit);
+        // Without a controller the samples only feed the histogram: 1 in 8 is plenty.
+        let sample_every = if aimd.is_some() {
+            1
+        } else {
+            aura_core::aimd::SAMPLE_EVERY_FAST
+        };
         let batch = match batch_option {
             -1 => aimd
                 .as_ref()
@@ -102,7 +116,7 @@ impl ShardState {
             limit,
             batch,
             batch_option,
-            sample_every: 1,
+            sample_every,
             sample_ctr: 0,
             queue: VecDeque::new(),
             in_flight: 0,
@@ -244,8 +258,17 @@ impl ShardState {
                 break;
             }
             total += n;
+            let mut tally = Tally::default();
             for cqe in &cqes[..n] {
-                self.complete(counters, cqe, now_ns, out);
+                self.complete(&mut tally, cqe, now_ns, out);
+            }
+            // One update per batch of CQEs, not three per CQE.
+            if tally.reaped > 0 {
+                counters.pending.fetch_sub(tally.reaped, Ordering::Relaxed);
+            }
+            if tally.ops > 0 {
+                counters.ops.fetch_add(tally.ops, Ordering::Relaxed);
+                counters.bytes.fetch_add(tally.bytes, Ordering::Relaxed);
             }
         }
         if !self.queue.is_empty() {
@@ -255,29 +278,23 @@ impl ShardState {
         Ok(total)
     }
 
-    fn complete(
-        &mut self,
-        counters: &ShardCounters,
-        cqe: &Cqe,
-        now_ns: u64,
-        out: &mut Vec<Finished>,
-    ) {
+    fn complete(&mut self, tally: &mut Tally, cqe: &Cqe, now_ns: u64, out: &mut Vec<Finished>) {
         let Ok(req) = self.slab.remove(cqe.user_data) else {
             self.stale_cqes += 1;
             return;
         };
         self.in_flight = self.in_flight.saturating_sub(1);
-        counters.pending.fetch_sub(1, Ordering::Relaxed);
+        tally.reaped += 1;
         if req.internal {
             return;
         }
-        counters.ops.fetch_add(1, Ordering::Relaxed);
+        tally.ops += 1;
         let bytes = if req.data && cqe.res > 0 {
             cqe.res as u64
         } else {
             0
         };
-        counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+        tally.bytes += bytes;
         if req.data {
             let latency = (req.submit_ns > 0).then(|| now_ns.saturating_sub(req.submit_ns));
             if let Some(ns) = latency {
