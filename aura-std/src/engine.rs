@@ -483,11 +483,7 @@ impl Engine {
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
         let sqe = self.rw_sqe(false, fd, buf, len, offset)?;
-        self.submit(
-            sqe,
-            Request::new(Completion::Plain(Box::new(callback)), Keep::Nothing, true),
-            false,
-        )
+        self.submit(sqe, Request::plain(callback, Keep::Nothing, true), false)
     }
 
     /// Writes `len` bytes from `buf` at `offset` of `fd`; `callback` gets the bytes written (a
@@ -505,11 +501,7 @@ impl Engine {
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
         let sqe = self.rw_sqe(true, fd, buf, len, offset)?;
-        self.submit(
-            sqe,
-            Request::new(Completion::Plain(Box::new(callback)), Keep::Nothing, true),
-            false,
-        )
+        self.submit(sqe, Request::plain(callback, Keep::Nothing, true), false)
     }
 
     /// Like [`Engine::read`], but fails with [`Error::WouldBlock`] instead of queueing behind
@@ -527,11 +519,7 @@ impl Engine {
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
         let sqe = self.rw_sqe(false, fd, buf, len, offset)?;
-        self.submit(
-            sqe,
-            Request::new(Completion::Plain(Box::new(callback)), Keep::Nothing, true),
-            true,
-        )
+        self.submit(sqe, Request::plain(callback, Keep::Nothing, true), true)
     }
 
     /// Safe read: the engine owns `buf` while the kernel writes it and hands it back to
@@ -640,11 +628,7 @@ impl Engine {
         keep: Keep,
         cb: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
-        self.submit(
-            sqe,
-            Request::new(Completion::Plain(Box::new(cb)), keep, false),
-            false,
-        )
+        self.submit(sqe, Request::plain(cb, keep, false), false)
     }
 
     /// `fsync(fd)`: data and metadata.

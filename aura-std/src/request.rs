@@ -74,6 +74,15 @@ impl Request {
             internal: false,
         }
     }
+
+    /// A request reported through a plain callback.
+    pub(crate) fn plain(
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+        keep: Keep,
+        data: bool,
+    ) -> Self {
+        Self::new(Completion::Plain(Box::new(callback)), keep, data)
+    }
 }
 
 /// A finished request, ready for its callback (run with no lock held).

@@ -9,7 +9,7 @@ use aura_core::Sqe;
 use super::{lock, Engine};
 use crate::buffer::BufferRef;
 use crate::error::{Error, Result};
-use crate::request::{Completion, Keep, Request, RequestHandle};
+use crate::request::{Keep, Request, RequestHandle};
 
 /// A linked chain being built; [`Chain::submit`] sends it. Each operation's callback runs as
 /// usual; after a failure, the later ones get [`Error::Cancelled`].
@@ -67,10 +67,7 @@ impl<'e> Chain<'e> {
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
         let sqe = self.engine.rw_sqe(false, fd, buf, len, offset)?;
-        self.add(
-            sqe,
-            Request::new(Completion::Plain(Box::new(callback)), Keep::Nothing, true),
-        )
+        self.add(sqe, Request::plain(callback, Keep::Nothing, true))
     }
 
     /// Appends a write (see [`Engine::write`]).
@@ -87,10 +84,7 @@ impl<'e> Chain<'e> {
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
         let sqe = self.engine.rw_sqe(true, fd, buf, len, offset)?;
-        self.add(
-            sqe,
-            Request::new(Completion::Plain(Box::new(callback)), Keep::Nothing, true),
-        )
+        self.add(sqe, Request::plain(callback, Keep::Nothing, true))
     }
 
     /// Appends an fsync (see [`Engine::fsync`]).
@@ -100,10 +94,7 @@ impl<'e> Chain<'e> {
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
         let sqe = aura_core::op::fsync(self.engine.target(fd)?);
-        self.add(
-            sqe,
-            Request::new(Completion::Plain(Box::new(callback)), Keep::Nothing, false),
-        )
+        self.add(sqe, Request::plain(callback, Keep::Nothing, false))
     }
 
     /// Appends an fdatasync (see [`Engine::fdatasync`]).
@@ -113,10 +104,7 @@ impl<'e> Chain<'e> {
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
         let sqe = aura_core::op::fdatasync(self.engine.target(fd)?);
-        self.add(
-            sqe,
-            Request::new(Completion::Plain(Box::new(callback)), Keep::Nothing, false),
-        )
+        self.add(sqe, Request::plain(callback, Keep::Nothing, false))
     }
 
     /// Sends the chain to one ring and submits it at once. Returns a handle per operation.
