@@ -177,12 +177,25 @@ fn ok(r: Result<usize>) -> usize {
 
 /// Checks `r` is `InvalidArgument` whose text names `field`.
 #[track_caller]
-fn assert_invalid<T: std::fmt::Debug>(r: Result<T>, field: &str) {
-    match r {
+fn assert_invalid<T: std::fmt::Debug, E: Into<Error>>(r: Result<T, E>, field: &str) {
+    match r.map_err(Into::into) {
         Err(Error::InvalidArgument(what)) => {
             assert!(what.contains(field), "{what:?} does not name {field:?}")
         }
         other => panic!("expected InvalidArgument naming {field:?}, got {other:?}"),
+    }
+}
+
+/// Checks `r` is `Busy` (EBUSY) whose text names `what`.
+#[track_caller]
+fn assert_busy<T: std::fmt::Debug>(r: Result<T>, field: &str) {
+    match r {
+        Err(e @ Error::Busy(_)) => {
+            assert_eq!(e.errno(), 16);
+            let text = e.to_string();
+            assert!(text.contains(field), "{text:?} does not name {field:?}")
+        }
+        other => panic!("expected Busy naming {field:?}, got {other:?}"),
     }
 }
 
@@ -602,13 +615,15 @@ fn four_threads_share_one_engine() {
                         );
                         let r = if id % 2 == 0 {
                             let buf = engine.allocate_buffer(READ).unwrap();
-                            engine.read_owned(fd, buf, off as u64, move |r, buf| {
-                                if !matches!(r, Ok(READ)) || buf[..] != data[off..off + READ] {
-                                    bad.fetch_add(1, Relaxed);
-                                }
-                                seen.mark(id);
-                                done.fetch_add(1, Relaxed);
-                            })
+                            engine
+                                .read_owned(fd, buf, off as u64, move |r, buf| {
+                                    if !matches!(r, Ok(READ)) || buf[..] != data[off..off + READ] {
+                                        bad.fetch_add(1, Relaxed);
+                                    }
+                                    seen.mark(id);
+                                    done.fetch_add(1, Relaxed);
+                                })
+                                .map_err(Error::from)
                         } else {
                             let mut v = vec![0u8; READ];
                             // SAFETY: the heap block of `v` moves into the callback, which
@@ -1454,7 +1469,7 @@ fn bad_arguments_are_refused() {
 
     // Registration misuse.
     engine.register_files(&[fd]).unwrap();
-    assert_invalid(engine.register_files(&[fd]), "already registered");
+    assert_busy(engine.register_files(&[fd]), "already registered");
     assert_invalid(engine.update_file(5, fd), "file index 5");
     engine.unregister_files().unwrap();
     assert_invalid(engine.unregister_files(), "none registered");
@@ -1813,7 +1828,7 @@ fn registered_buffer_reads_and_writes() {
         r => r.unwrap(),
     }
     // SAFETY: as above (a second registration is refused before touching anything).
-    assert_invalid(
+    assert_busy(
         unsafe { engine.register_buffers(&[iov]) },
         "already registered",
     );
@@ -1909,4 +1924,259 @@ fn registered_files_are_used_automatically() {
     engine.unregister_files().unwrap();
     engine.register_files(&[fdb]).unwrap();
     engine.unregister_files().unwrap();
+}
+
+// ---- 10b. unregistering while requests use the table ----
+
+/// A pipe: reads on its read end stay in flight until something is written.
+fn pipe() -> (File, File) {
+    let (r, w) = rustix::pipe::pipe().expect("pipe");
+    (File::from(r), File::from(w))
+}
+
+/// Registers `buf` as buffer 0, or `None` (after a skip line) when RLIMIT_MEMLOCK forbids it.
+fn register_one(engine: &Engine, buf: &mut Buffer, test: &str) -> Option<()> {
+    let iov = IoVec {
+        base: buf.as_mut_ptr(),
+        len: buf.len(),
+    };
+    // SAFETY: every caller keeps `buf` alive until the buffers are unregistered.
+    match unsafe { engine.register_buffers(&[iov]) } {
+        Err(Error::MemlockLimit) => {
+            skip(test, "RLIMIT_MEMLOCK too low");
+            None
+        }
+        r => {
+            r.unwrap();
+            Some(())
+        }
+    }
+}
+
+#[test]
+fn deferred_buffer_unregister_waits_for_fixed_reads() {
+    let _g = shared();
+    let engine = small_engine();
+    let mut reg = engine.allocate_buffer(8192).unwrap();
+    if register_one(
+        &engine,
+        &mut reg,
+        "deferred_buffer_unregister_waits_for_fixed_reads",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let (r, mut w) = pipe();
+    let got = Got::new();
+    // SAFETY: `reg` outlives the request (it is dropped after the engine drained it).
+    unsafe { engine.read(r.as_raw_fd(), BufferRef::fixed(0, 0), 5, 0, got.cb()) }.unwrap();
+    engine.flush().unwrap();
+    engine.request_unregister_buffers().unwrap();
+    // The read is still in flight: the unregister waits; meanwhile fixed submissions are busy
+    // and a second unregister or a registration too.
+    assert!(engine.unregister_pending());
+    // SAFETY: refused before submission.
+    assert_busy(
+        unsafe { engine.read(r.as_raw_fd(), BufferRef::fixed(0, 0), 5, 0, got.cb()) },
+        "being unregistered",
+    );
+    assert_busy(engine.request_unregister_buffers(), "already draining");
+    let iov = IoVec {
+        base: reg.as_mut_ptr(),
+        len: 8192,
+    };
+    // SAFETY: refused before touching anything.
+    assert_busy(
+        unsafe { engine.register_buffers(&[iov]) },
+        "already registered",
+    );
+    assert_eq!(engine.poll().unwrap(), 0);
+    assert!(engine.unregister_pending());
+    w.write_all(b"hello").unwrap();
+    assert_eq!(ok(settle(&engine, &got)), 5);
+    assert_eq!(&reg[..5], b"hello");
+    // The pass that completed the read finished the unregister.
+    assert!(!engine.unregister_pending());
+    // SAFETY: refused before submission.
+    assert_invalid(
+        unsafe { engine.read(r.as_raw_fd(), BufferRef::fixed(0, 0), 5, 0, got.cb()) },
+        "not registered",
+    );
+    // Registered again (the table is free).
+    assert!(register_one(
+        &engine,
+        &mut reg,
+        "deferred_buffer_unregister_waits_for_fixed_reads"
+    )
+    .is_some());
+    engine.unregister_buffers().unwrap();
+}
+
+#[test]
+fn blocking_unregister_completes_fixed_io_first() {
+    let _g = shared();
+    let engine = small_engine();
+    let mut reg = engine.allocate_buffer(4096).unwrap();
+    if register_one(
+        &engine,
+        &mut reg,
+        "blocking_unregister_completes_fixed_io_first",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let (r, mut w) = pipe();
+    let got = Got::new();
+    // SAFETY: `reg` outlives the request: unregister_buffers returns only after its completion.
+    unsafe { engine.read(r.as_raw_fd(), BufferRef::fixed(0, 0), 3, 0, got.cb()) }.unwrap();
+    engine.flush().unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        w.write_all(b"abc").unwrap();
+    });
+    let started = Instant::now();
+    engine.unregister_buffers().unwrap();
+    writer.join().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(40));
+    // The callback ran inside unregister_buffers (it processed the completion itself).
+    let v = got.take();
+    assert_eq!(v.len(), 1);
+    assert_eq!(ok(v.into_iter().next().unwrap()), 3);
+    assert_eq!(&reg[..3], b"abc");
+    assert!(!engine.unregister_pending());
+}
+
+#[test]
+fn unregister_from_a_callback_is_deferred() {
+    let _g = shared();
+    let engine = small_engine();
+    let mut reg = engine.allocate_buffer(4096).unwrap();
+    if register_one(&engine, &mut reg, "unregister_from_a_callback_is_deferred").is_none() {
+        return;
+    }
+    let (r, mut w) = pipe();
+    let t = tempfile_with("unreg-cb", &pattern(40, 4096));
+    let got = Got::new();
+    // SAFETY: `reg` outlives both requests (it is dropped after the engine drained them).
+    unsafe { engine.read(r.as_raw_fd(), BufferRef::fixed(0, 0), 2, 0, got.cb()) }.unwrap();
+    let e2 = engine.clone();
+    let from_cb = Got::new();
+    let fc = from_cb.clone();
+    engine
+        .read_owned(
+            t.file.as_raw_fd(),
+            engine.allocate_buffer(16).unwrap(),
+            0,
+            move |res, _buf| {
+                ok(res);
+                // Inside a callback: cannot wait, so it is deferred (the pipe read is in flight).
+                fc.push(e2.unregister_buffers());
+            },
+        )
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while from_cb.len() == 0 {
+        assert!(Instant::now() < deadline);
+        step(&engine, 50);
+    }
+    assert!(from_cb.take().pop().unwrap().is_ok());
+    assert!(engine.unregister_pending());
+    w.write_all(b"ok").unwrap();
+    assert_eq!(ok(settle(&engine, &got)), 2);
+    assert!(!engine.unregister_pending());
+    assert_invalid(engine.unregister_buffers(), "none registered");
+}
+
+#[test]
+fn deferred_file_unregister_stops_table_lookups_at_once() {
+    let _g = shared();
+    let engine = small_engine();
+    let (r, mut w) = pipe();
+    let t = tempfile_with("unreg-files", &pattern(41, 4096));
+    let fd = t.file.as_raw_fd();
+    engine.register_files(&[r.as_raw_fd(), fd]).unwrap();
+    let got = Got::new();
+    let buf = engine.allocate_buffer(4).unwrap();
+    engine
+        .read_owned(r.as_raw_fd(), buf, 0, got.owned())
+        .unwrap();
+    engine.flush().unwrap();
+    engine.request_unregister_files().unwrap();
+    assert!(engine.unregister_pending());
+    assert_busy(engine.update_file(1, fd), "being unregistered");
+    // The file's fd is no longer looked up: a plain read still works meanwhile.
+    let plain = Got::new();
+    engine
+        .read_owned(fd, engine.allocate_buffer(64).unwrap(), 0, plain.owned())
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while plain.len() == 0 {
+        assert!(Instant::now() < deadline);
+        step(&engine, 50);
+    }
+    let (res, b) = plain.take().pop().unwrap();
+    assert_eq!(ok(res), 64);
+    assert_eq!(&b[..], &pattern(41, 4096)[..64]);
+    assert!(engine.unregister_pending());
+    w.write_all(b"pipe").unwrap();
+    let (res, b) = settle(&engine, &got);
+    assert_eq!(ok(res), 4);
+    assert_eq!(&b[..], b"pipe");
+    assert!(!engine.unregister_pending());
+    engine.register_files(&[fd]).unwrap();
+    engine.unregister_files().unwrap();
+}
+
+#[test]
+fn rejected_owned_submissions_hand_the_buffer_back() {
+    let _g = shared();
+    let engine = small_engine();
+    let mut buf = engine.allocate_buffer(4096).unwrap();
+    buf.copy_from_slice(&pattern(42, 4096));
+    let got = Got::new();
+    let rejected = engine.write_owned(-1, buf, 0, got.owned()).unwrap_err();
+    assert!(matches!(rejected.error, Error::InvalidArgument(_)));
+    assert_eq!(&rejected.buffer[..], &pattern(42, 4096)[..]);
+    let mut empty = rejected.buffer;
+    empty.set_len(0);
+    let rejected = engine.read_owned(0, empty, 0, got.owned()).unwrap_err();
+    assert!(rejected.to_string().contains("len 0"));
+
+    // Non-blocking: at the in-flight limit the buffer comes back with WouldBlock.
+    let engine = Engine::with_options(
+        Options::new()
+            .ring_count(1)
+            .queue_depth(8)
+            .disable_adaptive(true)
+            .min_in_flight(1)
+            .initial_in_flight(1),
+    )
+    .unwrap();
+    let (r, mut w) = pipe();
+    engine
+        .read_owned(
+            r.as_raw_fd(),
+            engine.allocate_buffer(1).unwrap(),
+            0,
+            got.owned(),
+        )
+        .unwrap();
+    let mut second = engine.allocate_buffer(1).unwrap();
+    second[0] = 7;
+    let rejected = engine
+        .try_read_owned(r.as_raw_fd(), second, 0, got.owned())
+        .unwrap_err();
+    assert!(matches!(rejected.error, Error::WouldBlock));
+    assert_eq!(rejected.buffer[0], 7);
+    // `?` turns a Rejected into an Error.
+    let through_q = || -> Result<()> {
+        engine.try_write_owned(-5, engine.allocate_buffer(1)?, 0, |_, _| {})?;
+        Ok(())
+    };
+    assert!(matches!(through_q(), Err(Error::InvalidArgument(_))));
+    w.write_all(b"x").unwrap();
+    let (res, _) = settle(&engine, &got);
+    assert_eq!(ok(res), 1);
 }

@@ -266,12 +266,18 @@ impl AsyncEngine for Engine {
     }
 
     fn async_read_owned(&self, fd: RawFd, buf: Buffer, offset: u64) -> Result<OwnedIoFuture> {
-        let op = Op::submit(self, |slot| self.read_owned(fd, buf, offset, owned(slot)))?;
+        let op = Op::submit(self, |slot| {
+            self.read_owned(fd, buf, offset, owned(slot))
+                .map_err(Error::from)
+        })?;
         Ok(OwnedIoFuture { op })
     }
 
     fn async_write_owned(&self, fd: RawFd, buf: Buffer, offset: u64) -> Result<OwnedIoFuture> {
-        let op = Op::submit(self, |slot| self.write_owned(fd, buf, offset, owned(slot)))?;
+        let op = Op::submit(self, |slot| {
+            self.write_owned(fd, buf, offset, owned(slot))
+                .map_err(Error::from)
+        })?;
         Ok(OwnedIoFuture { op })
     }
 

@@ -43,7 +43,7 @@ use crate::buffer::{Buffer, BufferPool, BufferRef, BufferStats};
 use crate::error::{Error, Result};
 use crate::options::{Options, RingSelect};
 use crate::request::{Callback, Completion, Finished, Keep, Request, RequestHandle};
-use crate::shard::{Shard, ShardCounters, ShardState};
+use crate::shard::{FixedInFlight, Shard, ShardCounters, ShardState, FIXED_BUF, FIXED_FILE};
 
 thread_local! {
     /// Set while this thread runs completion callbacks.
@@ -134,6 +134,90 @@ pub(crate) struct Inner {
     files: std::sync::RwLock<Vec<RawFd>>,
     /// Registered buffers (the iovecs given to the kernel).
     buffers: std::sync::RwLock<Vec<IoVec>>,
+    /// Requests in flight that use the registered buffers / files (shared with the shards).
+    fixed: Arc<FixedInFlight>,
+    /// An unregister of the buffers waits for their requests: fixed-buffer submissions get
+    /// [`Error::Busy`] meanwhile.
+    bufs_draining: AtomicBool,
+    /// An unregister of the files waits for their requests: fds are not looked up in the table
+    /// meanwhile.
+    files_draining: AtomicBool,
+}
+
+/// Registered resources one submission uses, counted in flight from before the table lookup
+/// until the request's completion (see [`FixedInFlight`]). Dropped before the request holds
+/// its slot (any failed submission), it gives the count back.
+pub(crate) struct Claim<'a> {
+    fixed: &'a FixedInFlight,
+    bits: u8,
+}
+
+impl<'a> Claim<'a> {
+    fn new(fixed: &'a FixedInFlight) -> Self {
+        Claim { fixed, bits: 0 }
+    }
+
+    fn add(&mut self, bit: u8) {
+        self.fixed.acquire(bit);
+        self.bits |= bit;
+    }
+
+    fn drop_bit(&mut self, bit: u8) {
+        if self.bits & bit != 0 {
+            self.fixed.release(bit);
+            self.bits &= !bit;
+        }
+    }
+
+    /// The bits, now owned by a request in its slot (released at its completion).
+    pub(crate) fn commit(mut self) -> u8 {
+        std::mem::take(&mut self.bits)
+    }
+
+    /// The bits, still owned by the claim.
+    pub(crate) fn bits(&self) -> u8 {
+        self.bits
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.fixed.release(self.bits);
+    }
+}
+
+/// An owned-buffer submission that did not go through: why, and the buffer back, untouched
+/// (nothing reached the kernel). `?` converts it to [`Error`] (dropping the buffer).
+#[derive(Debug)]
+pub struct Rejected {
+    /// Why the submission failed.
+    pub error: Error,
+    /// The buffer that was to be read into or written from.
+    pub buffer: Buffer,
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Rejected {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<Rejected> for Error {
+    fn from(r: Rejected) -> Error {
+        r.error
+    }
+}
+
+impl From<Rejected> for std::io::Error {
+    fn from(r: Rejected) -> std::io::Error {
+        r.error.into()
+    }
 }
 
 /// The aura engine: shareable (`Send + Sync`) by reference or `Arc`; cloning it is cheap and
@@ -148,6 +232,22 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("rings", &self.inner.shards.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// What an unregister lets go of.
+#[derive(Copy, Clone, Debug)]
+enum Reg {
+    Buffers,
+    Files,
+}
+
+impl Reg {
+    fn name(self) -> &'static str {
+        match self {
+            Reg::Buffers => "buffers",
+            Reg::Files => "files",
+        }
     }
 }
 
@@ -189,6 +289,7 @@ impl Engine {
         };
         let max_p99_ns = (options.max_p99_ms * 1e6) as u64;
         let epoch = Instant::now();
+        let fixed_in_flight = Arc::new(FixedInFlight::default());
         let mut shards = Vec::with_capacity(rings);
         for _ in 0..rings {
             let mut params = Params::new().cq_entries(qd.saturating_mul(2));
@@ -218,7 +319,10 @@ impl Engine {
                 (Some(o), qd)
             };
             let state = ShardState::new(ring, qd, aimd, fixed, options.batch_threshold, epoch)?;
-            let counters = ShardCounters::default();
+            let counters = ShardCounters {
+                fixed: fixed_in_flight.clone(),
+                ..ShardCounters::default()
+            };
             counters.limit.store(state.limit, Ordering::Relaxed);
             shards.push(Shard {
                 state: Mutex::new(state),
@@ -240,6 +344,9 @@ impl Engine {
                 has_files: AtomicBool::new(false),
                 files: std::sync::RwLock::new(Vec::new()),
                 buffers: std::sync::RwLock::new(Vec::new()),
+                fixed: fixed_in_flight,
+                bufs_draining: AtomicBool::new(false),
+                files_draining: AtomicBool::new(false),
             }),
         })
     }
@@ -361,26 +468,56 @@ impl Engine {
 
     // ---- submission ----
 
-    fn submit(&self, sqe: Sqe, request: Request, nonblocking: bool) -> Result<RequestHandle> {
+    fn submit(
+        &self,
+        sqe: Sqe,
+        request: Request,
+        claim: Claim<'_>,
+        nonblocking: bool,
+    ) -> Result<RequestHandle> {
+        self.submit_inner(sqe, request, claim, nonblocking)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Engine::submit`], handing the request back when it never got a slot.
+    fn submit_inner(
+        &self,
+        sqe: Sqe,
+        mut request: Request,
+        claim: Claim<'_>,
+        nonblocking: bool,
+    ) -> std::result::Result<RequestHandle, (Error, Request)> {
         let inner = &self.inner;
         if inner.shutting_down.load(Ordering::Acquire) {
-            return Err(Error::Shutdown);
+            return Err((Error::Shutdown, request));
         }
         let ring = self.select();
         let shard = &inner.shards[ring];
         let mut st = lock(&shard.state);
         if nonblocking && (st.in_flight >= st.limit || !st.queue.is_empty()) {
-            return Err(Error::WouldBlock);
+            return Err((Error::WouldBlock, request));
         }
-        let token = st.slab.insert(request).map_err(|_| Error::WouldBlock)?;
+        request.fixed = claim.bits();
+        let token = match st.slab.insert(request) {
+            Ok(t) => t,
+            Err(mut r) => {
+                r.fixed = 0;
+                return Err((Error::WouldBlock, r));
+            }
+        };
+        // The slot owns the claim now: its completion releases it.
+        claim.commit();
         let user_data = token.user_data();
         shard.counters.pending.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = st.admit(user_data, sqe.user_data(user_data)) {
-            // The SQE never reached the kernel: take the slot back.
-            if st.slab.remove(user_data).is_ok() {
-                shard.counters.pending.fetch_sub(1, Ordering::Relaxed);
-            }
-            return Err(e);
+            // The SQE never reached the kernel: take the slot back. It was inserted under this
+            // same lock and nothing else removes a slot whose SQE is not in the ring.
+            let Ok(mut back) = st.slab.remove(user_data) else {
+                unreachable!("a slot inserted under the shard lock is live")
+            };
+            shard.counters.pending.fetch_sub(1, Ordering::Relaxed);
+            inner.fixed.release(std::mem::take(&mut back.fixed));
+            return Err((e, back));
         }
         Ok(RequestHandle {
             ring: ring as u32,
@@ -388,22 +525,35 @@ impl Engine {
         })
     }
 
-    fn target(&self, fd: RawFd) -> Result<Target> {
+    /// The SQE target for `fd`: its registered-file index when it has one (and the files are not
+    /// being unregistered), with the claim that keeps the table entry in use until completion.
+    fn target(&self, fd: RawFd) -> Result<(Target, Claim<'_>)> {
         if fd < 0 {
             return Err(Error::invalid(format!("fd {fd}: must be >= 0")));
         }
+        let mut claim = Claim::new(&self.inner.fixed);
         if !self.inner.has_files.load(Ordering::Acquire) {
-            return Ok(Target::Fd(fd));
+            return Ok((Target::Fd(fd), claim));
+        }
+        // Counted before the draining flag is read (see FixedInFlight).
+        claim.add(FIXED_FILE);
+        if self.inner.files_draining.load(Ordering::SeqCst) {
+            claim.drop_bit(FIXED_FILE);
+            return Ok((Target::Fd(fd), claim));
         }
         let files = self
             .inner
             .files
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(match files.iter().position(|&f| f == fd) {
+        let target = match files.iter().position(|&f| f == fd) {
             Some(i) => Target::Fixed(i as u32),
-            None => Target::Fd(fd),
-        })
+            None => {
+                claim.drop_bit(FIXED_FILE);
+                Target::Fd(fd)
+            }
+        };
+        Ok((target, claim))
     }
 
     fn check_len(len: usize) -> Result<u32> {
@@ -420,11 +570,16 @@ impl Engine {
         buf: BufferRef,
         len: usize,
         offset: u64,
-    ) -> Result<Sqe> {
-        let target = self.target(fd)?;
+    ) -> Result<(Sqe, Claim<'_>)> {
+        let (target, mut claim) = self.target(fd)?;
         let n = Self::check_len(len)?;
-        Ok(match buf.fixed_index() {
+        let sqe = match buf.fixed_index() {
             Some((index, off)) => {
+                // Counted before the draining flag is read (see FixedInFlight).
+                claim.add(FIXED_BUF);
+                if self.inner.bufs_draining.load(Ordering::SeqCst) {
+                    return Err(Error::Busy("registered buffers: being unregistered".into()));
+                }
                 let bufs = self
                     .inner
                     .buffers
@@ -464,7 +619,8 @@ impl Engine {
                     op::read(target, buf.ptr(), n, offset)
                 }
             }
-        })
+        };
+        Ok((sqe, claim))
     }
 
     /// Reads up to `len` bytes at `offset` of `fd` into `buf`; `callback` gets the bytes read
@@ -482,8 +638,13 @@ impl Engine {
         offset: u64,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
-        let sqe = self.rw_sqe(false, fd, buf, len, offset)?;
-        self.submit(sqe, Request::plain(callback, Keep::Nothing, true), false)
+        let (sqe, claim) = self.rw_sqe(false, fd, buf, len, offset)?;
+        self.submit(
+            sqe,
+            Request::plain(callback, Keep::Nothing, true),
+            claim,
+            false,
+        )
     }
 
     /// Writes `len` bytes from `buf` at `offset` of `fd`; `callback` gets the bytes written (a
@@ -500,8 +661,13 @@ impl Engine {
         offset: u64,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
-        let sqe = self.rw_sqe(true, fd, buf, len, offset)?;
-        self.submit(sqe, Request::plain(callback, Keep::Nothing, true), false)
+        let (sqe, claim) = self.rw_sqe(true, fd, buf, len, offset)?;
+        self.submit(
+            sqe,
+            Request::plain(callback, Keep::Nothing, true),
+            claim,
+            false,
+        )
     }
 
     /// Like [`Engine::read`], but fails with [`Error::WouldBlock`] instead of queueing behind
@@ -518,50 +684,94 @@ impl Engine {
         offset: u64,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
-        let sqe = self.rw_sqe(false, fd, buf, len, offset)?;
-        self.submit(sqe, Request::plain(callback, Keep::Nothing, true), true)
+        let (sqe, claim) = self.rw_sqe(false, fd, buf, len, offset)?;
+        self.submit(
+            sqe,
+            Request::plain(callback, Keep::Nothing, true),
+            claim,
+            true,
+        )
     }
 
     /// Safe read: the engine owns `buf` while the kernel writes it and hands it back to
     /// `callback` with the result; reads `buf.len()` bytes at `offset`.
+    ///
+    /// When the submission fails, the error comes back with the buffer ([`Rejected`], which
+    /// converts to [`Error`] with `?`).
     pub fn read_owned(
         &self,
         fd: RawFd,
-        mut buf: Buffer,
+        buf: Buffer,
         offset: u64,
         callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
-    ) -> Result<RequestHandle> {
-        let len = buf.len();
-        let target = self.target(fd)?;
-        let n = Self::check_len(len)?;
-        let sqe = op::read(target, buf.as_mut_ptr(), n, offset);
-        let req = Request::new(
-            Completion::WithBuffer(Box::new(callback)),
-            Keep::Buffer(buf),
-            true,
-        );
-        self.submit(sqe, req, false)
+    ) -> Result<RequestHandle, Rejected> {
+        self.owned(false, fd, buf, offset, Box::new(callback), false)
+    }
+
+    /// Like [`Engine::read_owned`], but fails with [`Error::WouldBlock`] (and the buffer back)
+    /// instead of queueing behind the gate when the ring is at its in-flight limit.
+    pub fn try_read_owned(
+        &self,
+        fd: RawFd,
+        buf: Buffer,
+        offset: u64,
+        callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
+    ) -> Result<RequestHandle, Rejected> {
+        self.owned(false, fd, buf, offset, Box::new(callback), true)
     }
 
     /// Safe write: the engine owns `buf` while the kernel reads it and hands it back to
-    /// `callback`; writes `buf.len()` bytes at `offset`.
+    /// `callback`; writes `buf.len()` bytes at `offset`. A failed submission hands the buffer
+    /// back in [`Rejected`], its data untouched.
     pub fn write_owned(
         &self,
         fd: RawFd,
         buf: Buffer,
         offset: u64,
         callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
-    ) -> Result<RequestHandle> {
-        let len = buf.len();
-        let target = self.target(fd)?;
-        let n = Self::check_len(len)?;
-        let sqe = op::write(target, buf.as_ptr(), n, offset);
-        let req = Request::new(
-            Completion::WithBuffer(Box::new(callback)),
-            Keep::Buffer(buf),
-            true,
-        );
-        self.submit(sqe, req, false)
+    ) -> Result<RequestHandle, Rejected> {
+        self.owned(true, fd, buf, offset, Box::new(callback), false)
+    }
+
+    /// Like [`Engine::write_owned`], but fails with [`Error::WouldBlock`] (and the buffer back)
+    /// instead of queueing behind the gate when the ring is at its in-flight limit.
+    pub fn try_write_owned(
+        &self,
+        fd: RawFd,
+        buf: Buffer,
+        offset: u64,
+        callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
+    ) -> Result<RequestHandle, Rejected> {
+        self.owned(true, fd, buf, offset, Box::new(callback), true)
+    }
+
+    fn owned(
+        &self,
+        write: bool,
+        fd: RawFd,
+        mut buf: Buffer,
+        offset: u64,
+        callback: crate::request::BufferCallback,
+        nonblocking: bool,
+    ) -> Result<RequestHandle, Rejected> {
+        let checked = self
+            .target(fd)
+            .and_then(|(t, claim)| Ok((t, claim, Self::check_len(buf.len())?)));
+        let (target, claim, n) = match checked {
+            Ok(v) => v,
+            Err(error) => return Err(Rejected { error, buffer: buf }),
+        };
+        let sqe = if write {
+            op::write(target, buf.as_ptr(), n, offset)
+        } else {
+            op::read(target, buf.as_mut_ptr(), n, offset)
+        };
+        let req = Request::new(Completion::WithBuffer(callback), Keep::Buffer(buf), true);
+        self.submit_inner(sqe, req, claim, nonblocking)
+            .map_err(|(error, req)| match req.keep {
+                Keep::Buffer(buffer) => Rejected { error, buffer },
+                _ => unreachable!("an owned-buffer request keeps its buffer"),
+            })
     }
 
     fn vectored(
@@ -572,7 +782,7 @@ impl Engine {
         offset: u64,
         cb: Callback,
     ) -> Result<RequestHandle> {
-        let target = self.target(fd)?;
+        let (target, claim) = self.target(fd)?;
         if iov.is_empty() || iov.len() > IOV_MAX {
             return Err(Error::invalid(format!(
                 "iovec count {}: must be 1..={IOV_MAX}",
@@ -588,6 +798,7 @@ impl Engine {
         self.submit(
             sqe,
             Request::new(Completion::Plain(cb), Keep::Iovecs(iov), true),
+            claim,
             false,
         )
     }
@@ -625,10 +836,22 @@ impl Engine {
     fn meta(
         &self,
         sqe: Sqe,
+        claim: Claim<'_>,
         keep: Keep,
         cb: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
-        self.submit(sqe, Request::plain(cb, keep, false), false)
+        self.submit(sqe, Request::plain(cb, keep, false), claim, false)
+    }
+
+    /// [`Engine::meta`] for an operation on `fd` built by `build`.
+    fn meta_fd(
+        &self,
+        fd: RawFd,
+        build: impl FnOnce(Target) -> Sqe,
+        cb: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        let (target, claim) = self.target(fd)?;
+        self.meta(build(target), claim, Keep::Nothing, cb)
     }
 
     /// `fsync(fd)`: data and metadata.
@@ -637,7 +860,7 @@ impl Engine {
         fd: RawFd,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
-        self.meta(op::fsync(self.target(fd)?), Keep::Nothing, callback)
+        self.meta_fd(fd, op::fsync, callback)
     }
 
     /// `fdatasync(fd)`: data only.
@@ -646,7 +869,7 @@ impl Engine {
         fd: RawFd,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
-        self.meta(op::fdatasync(self.target(fd)?), Keep::Nothing, callback)
+        self.meta_fd(fd, op::fdatasync, callback)
     }
 
     /// `openat(dirfd, path, flags, mode)`; the callback gets the new fd.
@@ -660,7 +883,12 @@ impl Engine {
     ) -> Result<RequestHandle> {
         let path = CString::new(path).map_err(|_| Error::invalid("path: contains a NUL byte"))?;
         let sqe = op::openat(dirfd, path.as_ptr().cast(), flags, mode);
-        self.meta(sqe, Keep::Path(path), callback)
+        self.meta(
+            sqe,
+            Claim::new(&self.inner.fixed),
+            Keep::Path(path),
+            callback,
+        )
     }
 
     /// `close(fd)` (never through the registered-file table).
@@ -672,7 +900,12 @@ impl Engine {
         if fd < 0 {
             return Err(Error::invalid(format!("fd {fd}: must be >= 0")));
         }
-        self.meta(op::close(fd), Keep::Nothing, callback)
+        self.meta(
+            op::close(fd),
+            Claim::new(&self.inner.fixed),
+            Keep::Nothing,
+            callback,
+        )
     }
 
     /// `statx(dirfd, path, flags, mask, out)`.
@@ -695,7 +928,12 @@ impl Engine {
         }
         let path = CString::new(path).map_err(|_| Error::invalid("path: contains a NUL byte"))?;
         let sqe = op::statx(dirfd, path.as_ptr().cast(), flags, mask, out);
-        self.meta(sqe, Keep::Path(path), callback)
+        self.meta(
+            sqe,
+            Claim::new(&self.inner.fixed),
+            Keep::Path(path),
+            callback,
+        )
     }
 
     /// `fallocate(fd, mode, offset, len)`.
@@ -710,11 +948,7 @@ impl Engine {
         if len == 0 {
             return Err(Error::invalid("len 0: must be at least 1"));
         }
-        self.meta(
-            op::fallocate(self.target(fd)?, mode, offset, len),
-            Keep::Nothing,
-            callback,
-        )
+        self.meta_fd(fd, |t| op::fallocate(t, mode, offset, len), callback)
     }
 
     /// `ftruncate(fd, len)` (Linux 6.9+; older kernels complete with `EINVAL`).
@@ -724,11 +958,7 @@ impl Engine {
         len: u64,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
-        self.meta(
-            op::ftruncate(self.target(fd)?, len),
-            Keep::Nothing,
-            callback,
-        )
+        self.meta_fd(fd, |t| op::ftruncate(t, len), callback)
     }
 
     /// `sync_file_range(fd, offset, nbytes, flags)` (`nbytes` 0 = to the end of the file).
@@ -740,9 +970,9 @@ impl Engine {
         flags: u32,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
-        self.meta(
-            op::sync_file_range(self.target(fd)?, offset, nbytes, flags),
-            Keep::Nothing,
+        self.meta_fd(
+            fd,
+            |t| op::sync_file_range(t, offset, nbytes, flags),
             callback,
         )
     }
@@ -845,6 +1075,7 @@ impl Engine {
                 }
             }
         }
+        self.finish_deferred_unregisters()?;
         Ok(total)
     }
 
@@ -1023,9 +1254,9 @@ impl Engine {
             .buffers
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !bufs.is_empty() {
-            return Err(Error::invalid(
-                "buffers: already registered (unregister first)",
+        if !bufs.is_empty() || self.inner.bufs_draining.load(Ordering::SeqCst) {
+            return Err(Error::Busy(
+                "buffers: already registered (unregister first)".into(),
             ));
         }
         if iov.is_empty() || iov.len() > u16::MAX as usize {
@@ -1049,20 +1280,166 @@ impl Engine {
         Ok(())
     }
 
-    /// Unregisters the buffers (waits for fixed-buffer I/O in flight first).
+    /// Unregisters the buffers: new fixed-buffer submissions get [`Error::Busy`] at once, the
+    /// requests already using them complete first (completions keep being processed, by this
+    /// call or by the thread that waits), then the kernel lets go of the memory. At most 10 s,
+    /// then [`Error::TimedOut`] (the buffers stay registered). From inside a callback it cannot
+    /// wait, and becomes [`Engine::request_unregister_buffers`].
     pub fn unregister_buffers(&self) -> Result<()> {
-        let mut bufs = self
-            .inner
-            .buffers
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if bufs.is_empty() {
-            return Err(Error::invalid("buffers: none registered"));
+        if in_callback() {
+            return self.request_unregister_buffers();
         }
-        for shard in self.inner.shards.iter() {
-            lock(&shard.state).ring.unregister_buffers()?;
+        self.start_unregister(Reg::Buffers)?;
+        self.finish_unregister_waiting(Reg::Buffers)
+    }
+
+    /// Deferred unregister of the buffers: new fixed-buffer submissions get [`Error::Busy`] at
+    /// once; the kernel unregister happens now if no request uses them, else on the `poll` /
+    /// `wait` / `drain` that completes the last one. Safe from a callback.
+    pub fn request_unregister_buffers(&self) -> Result<()> {
+        self.start_unregister(Reg::Buffers)?;
+        self.try_finish_unregister(Reg::Buffers)
+    }
+
+    /// Deferred unregister of the files: fds stop being looked up in the table at once; the
+    /// kernel unregister happens when no request uses the table any more (now, or on a later
+    /// `poll` / `wait` / `drain`). Safe from a callback.
+    pub fn request_unregister_files(&self) -> Result<()> {
+        self.start_unregister(Reg::Files)?;
+        self.try_finish_unregister(Reg::Files)
+    }
+
+    /// Whether an unregister of buffers or files is waiting for its requests.
+    pub fn unregister_pending(&self) -> bool {
+        self.inner.bufs_draining.load(Ordering::SeqCst)
+            || self.inner.files_draining.load(Ordering::SeqCst)
+    }
+
+    fn draining_flag(&self, what: Reg) -> &AtomicBool {
+        match what {
+            Reg::Buffers => &self.inner.bufs_draining,
+            Reg::Files => &self.inner.files_draining,
         }
-        bufs.clear();
+    }
+
+    fn in_use(&self, what: Reg) -> usize {
+        match what {
+            Reg::Buffers => self.inner.fixed.bufs.load(Ordering::SeqCst),
+            Reg::Files => self.inner.fixed.files.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Marks `what` draining; refuses when nothing is registered or it is draining already.
+    fn start_unregister(&self, what: Reg) -> Result<()> {
+        let registered = match what {
+            Reg::Buffers => !self
+                .inner
+                .buffers
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_empty(),
+            Reg::Files => !self
+                .inner
+                .files
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_empty(),
+        };
+        if !registered {
+            return Err(Error::invalid(format!("{}: none registered", what.name())));
+        }
+        if self.draining_flag(what).swap(true, Ordering::SeqCst) {
+            return Err(Error::Busy(format!(
+                "{}: an unregister is already draining",
+                what.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Finishes a draining unregister if no request uses `what` any more.
+    fn try_finish_unregister(&self, what: Reg) -> Result<()> {
+        if !self.draining_flag(what).load(Ordering::SeqCst) || self.in_use(what) != 0 {
+            return Ok(());
+        }
+        let result = match what {
+            Reg::Buffers => {
+                let mut bufs = self
+                    .inner
+                    .buffers
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut result = Ok(());
+                if !bufs.is_empty() {
+                    for shard in self.inner.shards.iter() {
+                        if let Err(e) = lock(&shard.state).ring.unregister_buffers() {
+                            result = Err(e.into());
+                        }
+                    }
+                    bufs.clear();
+                }
+                result
+            }
+            Reg::Files => {
+                let mut files = self
+                    .inner
+                    .files
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut result = Ok(());
+                if !files.is_empty() {
+                    for shard in self.inner.shards.iter() {
+                        if let Err(e) = lock(&shard.state).ring.unregister_files() {
+                            result = Err(e.into());
+                        }
+                    }
+                    files.clear();
+                    self.inner.has_files.store(false, Ordering::Release);
+                }
+                result
+            }
+        };
+        self.draining_flag(what).store(false, Ordering::SeqCst);
+        result
+    }
+
+    /// Waits (processing completions when no other thread does) until nothing uses `what`, then
+    /// unregisters it; gives up after 10 s.
+    fn finish_unregister_waiting(&self, what: Reg) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if !self.draining_flag(what).load(Ordering::SeqCst) {
+                // Another thread's poll finished it.
+                return Ok(());
+            }
+            if self.in_use(what) == 0 {
+                return self.try_finish_unregister(what);
+            }
+            if Instant::now() >= deadline {
+                self.draining_flag(what).store(false, Ordering::SeqCst);
+                return Err(Error::TimedOut);
+            }
+            match self.inner.waiter.try_lock() {
+                Ok(_g) => {
+                    self.poll_pass(false)?;
+                    if self.in_use(what) != 0 {
+                        self.block(Duration::from_millis(10))?;
+                    }
+                }
+                // Another thread processes completions; look again shortly.
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    }
+
+    /// Finishes deferred unregisters whose requests are done (each poll pass).
+    fn finish_deferred_unregisters(&self) -> Result<()> {
+        if self.inner.bufs_draining.load(Ordering::Relaxed) {
+            self.try_finish_unregister(Reg::Buffers)?;
+        }
+        if self.inner.files_draining.load(Ordering::Relaxed) {
+            self.try_finish_unregister(Reg::Files)?;
+        }
         Ok(())
     }
 
@@ -1073,9 +1450,9 @@ impl Engine {
             .files
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !files.is_empty() {
-            return Err(Error::invalid(
-                "files: already registered (unregister first)",
+        if !files.is_empty() || self.inner.files_draining.load(Ordering::SeqCst) {
+            return Err(Error::Busy(
+                "files: already registered (unregister first)".into(),
             ));
         }
         if fds.is_empty() {
@@ -1101,6 +1478,9 @@ impl Engine {
             .files
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.inner.files_draining.load(Ordering::SeqCst) {
+            return Err(Error::Busy("files: being unregistered".into()));
+        }
         if index >= files.len() {
             return Err(Error::invalid(format!(
                 "file index {index}: {} registered",
@@ -1116,22 +1496,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Unregisters the files.
+    /// Unregisters the files: fds stop being looked up in the table at once, the requests that
+    /// use it complete first, then the kernel drops the table (at most 10 s, as
+    /// [`Engine::unregister_buffers`]). From inside a callback it becomes
+    /// [`Engine::request_unregister_files`].
     pub fn unregister_files(&self) -> Result<()> {
-        let mut files = self
-            .inner
-            .files
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if files.is_empty() {
-            return Err(Error::invalid("files: none registered"));
+        if in_callback() {
+            return self.request_unregister_files();
         }
-        for shard in self.inner.shards.iter() {
-            lock(&shard.state).ring.unregister_files()?;
-        }
-        files.clear();
-        self.inner.has_files.store(false, Ordering::Release);
-        Ok(())
+        self.start_unregister(Reg::Files)?;
+        self.finish_unregister_waiting(Reg::Files)
     }
 
     // ---- stats ----

@@ -23,6 +23,9 @@ pub enum Error {
     MemlockLimit,
     /// The kernel lacks a feature this needs; the text names it.
     Unsupported(String),
+    /// The resource is busy (`EBUSY`): already registered, or an unregister is draining the
+    /// requests that use it; the text names it.
+    Busy(String),
 }
 
 impl Error {
@@ -37,6 +40,7 @@ impl Error {
             Error::TimedOut => 110,
             Error::MemlockLimit => 12,
             Error::Unsupported(_) => 95,
+            Error::Busy(_) => 16,
         }
     }
 
@@ -73,6 +77,7 @@ impl fmt::Display for Error {
                  (raise it with `ulimit -l` or LimitMEMLOCK=, or register less memory)",
             ),
             Error::Unsupported(what) => write!(f, "not supported by this kernel: {what}"),
+            Error::Busy(what) => write!(f, "busy: {what}"),
         }
     }
 }

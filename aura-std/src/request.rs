@@ -62,6 +62,9 @@ pub(crate) struct Request {
     pub(crate) submit_ns: u64,
     /// An internal request (a cancel): not counted, no callback.
     pub(crate) internal: bool,
+    /// Registered resources it uses (`FIXED_BUF` / `FIXED_FILE` bits of the shard module),
+    /// counted in the engine's `FixedInFlight` until its completion.
+    pub(crate) fixed: u8,
 }
 
 impl Request {
@@ -72,6 +75,7 @@ impl Request {
             data,
             submit_ns: 0,
             internal: false,
+            fixed: 0,
         }
     }
 

@@ -6,8 +6,8 @@
 //! unlocking, so a callback may submit (and lock a shard again) freely.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aura_core::aimd::{Aimd, AimdOptions, Phase};
 use aura_core::histogram::Histogram;
@@ -28,9 +28,52 @@ struct Tally {
     bytes: u64,
 }
 
+/// The request uses a registered buffer (`READ_FIXED` / `WRITE_FIXED`).
+pub(crate) const FIXED_BUF: u8 = 1;
+/// The request names its file by a registered-file index.
+pub(crate) const FIXED_FILE: u8 = 2;
+
+/// Requests that use the registered buffers or files, engine-wide, counted from before the
+/// submission looks the table up until the request's completion (or its failed submission).
+///
+/// An unregister sets its draining flag and then waits for its count to reach 0. Both sides use
+/// `SeqCst` (a store-then-load on each side, the Dekker pattern): either the submission's
+/// increment comes first in the single total order, and the unregister sees it and waits, or
+/// the submission's later load of the draining flag sees `true` (or, if the unregister already
+/// finished, the emptied table), so no request ever uses a table entry being unregistered.
+#[derive(Debug, Default)]
+pub(crate) struct FixedInFlight {
+    pub(crate) bufs: AtomicUsize,
+    pub(crate) files: AtomicUsize,
+}
+
+impl FixedInFlight {
+    /// Counts one request using what `bits` names.
+    pub(crate) fn acquire(&self, bits: u8) {
+        if bits & FIXED_BUF != 0 {
+            self.bufs.fetch_add(1, Ordering::SeqCst);
+        }
+        if bits & FIXED_FILE != 0 {
+            self.files.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Gives back what [`FixedInFlight::acquire`] counted.
+    pub(crate) fn release(&self, bits: u8) {
+        if bits & FIXED_BUF != 0 {
+            self.bufs.fetch_sub(1, Ordering::SeqCst);
+        }
+        if bits & FIXED_FILE != 0 {
+            self.files.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
 /// Counters readable without the shard lock.
 #[derive(Debug, Default)]
 pub(crate) struct ShardCounters {
+    /// The engine's count of requests using registered buffers and files (shared by all shards).
+    pub(crate) fixed: Arc<FixedInFlight>,
     /// Requests handed to this shard and not yet completed (in flight + queued behind the gate).
     pub(crate) pending: AtomicU32,
     /// The in-flight limit in force.
@@ -260,7 +303,7 @@ impl ShardState {
             total += n;
             let mut tally = Tally::default();
             for cqe in &cqes[..n] {
-                self.complete(&mut tally, cqe, now_ns, out);
+                self.complete(counters, &mut tally, cqe, now_ns, out);
             }
             // One update per batch of CQEs, not three per CQE.
             if tally.reaped > 0 {
@@ -278,11 +321,21 @@ impl ShardState {
         Ok(total)
     }
 
-    fn complete(&mut self, tally: &mut Tally, cqe: &Cqe, now_ns: u64, out: &mut Vec<Finished>) {
+    fn complete(
+        &mut self,
+        counters: &ShardCounters,
+        tally: &mut Tally,
+        cqe: &Cqe,
+        now_ns: u64,
+        out: &mut Vec<Finished>,
+    ) {
         let Ok(req) = self.slab.remove(cqe.user_data) else {
             self.stale_cqes += 1;
             return;
         };
+        if req.fixed != 0 {
+            counters.fixed.release(req.fixed);
+        }
         self.in_flight = self.in_flight.saturating_sub(1);
         tally.reaped += 1;
         if req.internal {
@@ -325,6 +378,7 @@ impl ShardState {
         let pos = self.queue.iter().position(|(t, _)| *t == user_data)?;
         self.queue.remove(pos);
         let req = self.slab.remove(user_data).ok()?;
+        counters.fixed.release(req.fixed);
         counters.pending.fetch_sub(1, Ordering::Relaxed);
         counters.ops.fetch_add(1, Ordering::Relaxed);
         Some(Finished {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use aura_core::op::SqeFlags;
 use aura_core::Sqe;
 
-use super::{lock, Engine};
+use super::{lock, Claim, Engine};
 use crate::buffer::BufferRef;
 use crate::error::{Error, Result};
 use crate::request::{Keep, Request, RequestHandle};
@@ -18,7 +18,7 @@ use crate::request::{Keep, Request, RequestHandle};
 /// goes to one ring.
 pub struct Chain<'e> {
     engine: &'e Engine,
-    ops: Vec<(Sqe, Request)>,
+    ops: Vec<(Sqe, Request, Claim<'e>)>,
 }
 
 impl std::fmt::Debug for Chain<'_> {
@@ -43,13 +43,13 @@ impl Engine {
 }
 
 impl<'e> Chain<'e> {
-    fn add(&mut self, sqe: Sqe, req: Request) -> Result<&mut Self> {
+    fn add(&mut self, sqe: Sqe, req: Request, claim: Claim<'e>) -> Result<&mut Self> {
         if self.ops.len() >= MAX_CHAIN {
             return Err(Error::invalid(format!(
                 "chain: at most {MAX_CHAIN} operations"
             )));
         }
-        self.ops.push((sqe, req));
+        self.ops.push((sqe, req, claim));
         Ok(self)
     }
 
@@ -66,8 +66,8 @@ impl<'e> Chain<'e> {
         offset: u64,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
-        let sqe = self.engine.rw_sqe(false, fd, buf, len, offset)?;
-        self.add(sqe, Request::plain(callback, Keep::Nothing, true))
+        let (sqe, claim) = self.engine.rw_sqe(false, fd, buf, len, offset)?;
+        self.add(sqe, Request::plain(callback, Keep::Nothing, true), claim)
     }
 
     /// Appends a write (see [`Engine::write`]).
@@ -83,8 +83,8 @@ impl<'e> Chain<'e> {
         offset: u64,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
-        let sqe = self.engine.rw_sqe(true, fd, buf, len, offset)?;
-        self.add(sqe, Request::plain(callback, Keep::Nothing, true))
+        let (sqe, claim) = self.engine.rw_sqe(true, fd, buf, len, offset)?;
+        self.add(sqe, Request::plain(callback, Keep::Nothing, true), claim)
     }
 
     /// Appends an fsync (see [`Engine::fsync`]).
@@ -93,8 +93,9 @@ impl<'e> Chain<'e> {
         fd: i32,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
-        let sqe = aura_core::op::fsync(self.engine.target(fd)?);
-        self.add(sqe, Request::plain(callback, Keep::Nothing, false))
+        let (target, claim) = self.engine.target(fd)?;
+        let sqe = aura_core::op::fsync(target);
+        self.add(sqe, Request::plain(callback, Keep::Nothing, false), claim)
     }
 
     /// Appends an fdatasync (see [`Engine::fdatasync`]).
@@ -103,8 +104,9 @@ impl<'e> Chain<'e> {
         fd: i32,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
-        let sqe = aura_core::op::fdatasync(self.engine.target(fd)?);
-        self.add(sqe, Request::plain(callback, Keep::Nothing, false))
+        let (target, claim) = self.engine.target(fd)?;
+        let sqe = aura_core::op::fdatasync(target);
+        self.add(sqe, Request::plain(callback, Keep::Nothing, false), claim)
     }
 
     /// Sends the chain to one ring and submits it at once. Returns a handle per operation.
@@ -131,15 +133,18 @@ impl<'e> Chain<'e> {
         let now = engine.now_ns();
         let mut handles = Vec::with_capacity(n);
         let mut sqes = Vec::with_capacity(n);
-        for (i, (sqe, mut req)) in self.ops.into_iter().enumerate() {
+        for (i, (sqe, mut req, claim)) in self.ops.into_iter().enumerate() {
             if req.data {
                 req.submit_ns = now.max(1);
             }
+            req.fixed = claim.bits();
             let token = st
                 .slab
                 .insert(req)
                 .map_err(|_| Error::WouldBlock)?
                 .user_data();
+            // The slot owns the claim now: its completion releases it.
+            claim.commit();
             let mut sqe = sqe.user_data(token);
             if i + 1 < n {
                 sqe = sqe.flags(SqeFlags::IO_LINK);
