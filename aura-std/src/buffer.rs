@@ -10,13 +10,15 @@
 //!
 //! # Caching tiers
 //!
-//! 1. **Thread cache** (per thread, per pool): up to 32 buffers per class in a `thread_local!`,
-//!    no lock and no atomic read-modify-write beyond the stats counters. A miss refills up to 16
-//!    from the thread's shard; a free into a full class first flushes its 16 oldest buffers to the
-//!    shard.
+//! 1. **Thread cache** (per thread, per pool): per class up to 32 buffers and 4 MiB (so 32 of
+//!    4–128 KiB, 16 of 256 KiB, …, 1 of 4 MiB, none above: at most 28 MiB per thread and pool)
+//!    in a `thread_local!`, no lock and no atomic read-modify-write beyond the stats counters. A
+//!    miss refills up to 16 (at most half the class's cap) from the thread's shard; a free into a
+//!    full class first flushes that many of its oldest buffers to the shard.
 //! 2. **Shards** (per pool): `clamp(next_pow2(cpus / 4), 2, 256)` mutex-protected free lists,
-//!    each holding at most 256 buffers per class; beyond that buffers go back to the allocator.
-//!    Threads are spread over the shards round-robin (a global thread counter).
+//!    each holding per class at most 256 buffers and 16 MiB (none above 16 MiB: at most 159 MiB
+//!    per shard); beyond that buffers go back to the allocator. Threads are spread over the
+//!    shards round-robin (a global thread counter).
 //! 3. **The allocator**: `std::alloc::alloc_zeroed` with `Layout::from_size_align(class_size,
 //!    alignment)`. A buffer fresh from the allocator is zeroed, so [`Buffer::as_slice`] never
 //!    exposes uninitialised memory; a reused buffer keeps whatever bytes its last user left (they
@@ -24,8 +26,7 @@
 //!
 //! A buffer freed on another thread than the one that allocated it goes to the freeing thread's
 //! cache. The free path does not allocate once the thread has touched the pool: every free list
-//! is reserved to its maximum length up front (32 per class per thread cache, 256 per class per
-//! shard), so pushes never reallocate. (A thread's first contact with a pool creates its cache
+//! is reserved to its maximum length up front, so pushes never reallocate. (A thread's first contact with a pool creates its cache
 //! entry, which allocates once.)
 //!
 //! # Pool lifetime and thread caches
@@ -100,10 +101,21 @@ const MIN_ALIGNMENT: usize = 8;
 const MAX_ALIGNMENT: usize = 1 << 30;
 /// Buffers per class a thread cache holds at most.
 const THREAD_CACHE_MAX: usize = 32;
-/// Buffers moved per refill from / flush to a shard.
+/// Bytes per class a thread cache holds at most: classes above 128 KiB keep fewer than
+/// [`THREAD_CACHE_MAX`] buffers, classes above 4 MiB none.
+const THREAD_CACHE_CLASS_BYTES: usize = 4 << 20;
+/// Buffers moved per refill from / flush to a shard (at most).
 const BATCH: usize = 16;
 /// Buffers per class a shard holds at most.
 const SHARD_CLASS_MAX: usize = 256;
+/// Bytes per class a shard holds at most: classes above 64 KiB keep fewer than
+/// [`SHARD_CLASS_MAX`] buffers, classes above 16 MiB none (they go back to the allocator).
+const SHARD_CLASS_BYTES: usize = 16 << 20;
+
+/// Per class, how many buffers of it fit `bytes` (at most `max`).
+fn caps_by_bytes(bytes: usize, max: usize) -> [usize; SIZE_CLASSES] {
+    std::array::from_fn(|class| (bytes / class_size(class)).min(max))
+}
 /// Bounds of the shard count.
 const MIN_SHARDS: usize = 2;
 const MAX_SHARDS: usize = 256;
@@ -161,24 +173,30 @@ mod cache {
     /// One class-indexed set of free lists.
     type Lists = [Vec<RawBuf>; SIZE_CLASSES];
 
-    /// Free lists of `capacity` entries each, reserved up front.
-    fn reserved_lists(capacity: usize) -> Lists {
-        std::array::from_fn(|_| Vec::with_capacity(capacity))
+    /// Free lists of `caps[class]` entries each, reserved up front.
+    fn reserved_lists(caps: &[usize; SIZE_CLASSES]) -> Lists {
+        std::array::from_fn(|class| Vec::with_capacity(caps[class]))
     }
 
-    /// A shard: one mutex-protected free list per class, each holding at most `cap` buffers.
+    /// A shard: one mutex-protected free list per class, class `c` holding at most `caps[c]`
+    /// buffers.
     #[derive(Debug)]
     pub struct Shard {
         lists: Mutex<Lists>,
-        cap: usize,
+        caps: [usize; SIZE_CLASSES],
     }
 
     impl Shard {
         /// An empty shard holding at most `cap` buffers per class (reserved now).
         pub fn new(cap: usize) -> Shard {
+            Self::with_caps([cap; SIZE_CLASSES])
+        }
+
+        /// An empty shard holding at most `caps[c]` buffers of class `c` (reserved now).
+        pub fn with_caps(caps: [usize; SIZE_CLASSES]) -> Shard {
             Shard {
-                lists: Mutex::new(reserved_lists(cap)),
-                cap,
+                lists: Mutex::new(reserved_lists(&caps)),
+                caps,
             }
         }
 
@@ -195,7 +213,7 @@ mod cache {
             let count = count.min(from.len());
             let mut lists = self.lock();
             let list = &mut lists[class];
-            let n = count.min(self.cap - list.len());
+            let n = count.min(self.caps[class] - list.len());
             list.extend(from.drain(..n));
             n
         }
@@ -217,7 +235,7 @@ mod cache {
         pub fn push_one(&self, class: usize, buf: RawBuf) -> Result<(), RawBuf> {
             let mut lists = self.lock();
             let list = &mut lists[class];
-            if list.len() < self.cap {
+            if list.len() < self.caps[class] {
                 list.push(buf);
                 Ok(())
             } else {
@@ -248,13 +266,14 @@ mod cache {
         }
     }
 
-    /// A thread's cache for one pool: per class a LIFO stack of at most `max` buffers, refilled
-    /// from and flushed to a [`Shard`] `batch` buffers at a time.
+    /// A thread's cache for one pool: per class a LIFO stack of at most `max[class]` buffers,
+    /// refilled from and flushed to a [`Shard`] `batch[class]` buffers at a time. A class with
+    /// room for none goes straight to the shard.
     #[derive(Debug)]
     pub struct LocalCache {
         lists: Lists,
-        max: usize,
-        batch: usize,
+        max: [usize; SIZE_CLASSES],
+        batch: [usize; SIZE_CLASSES],
     }
 
     impl LocalCache {
@@ -267,20 +286,33 @@ mod cache {
         pub fn new(max: usize, batch: usize) -> LocalCache {
             assert!(0 < batch && batch <= max, "batch must be in 1..=max");
             LocalCache {
-                lists: reserved_lists(max),
+                lists: reserved_lists(&[max; SIZE_CLASSES]),
+                max: [max; SIZE_CLASSES],
+                batch: [batch; SIZE_CLASSES],
+            }
+        }
+
+        /// An empty cache of at most `max[c]` buffers of class `c` (reserved now; 0 = none
+        /// cached), moving half of that (1 ..= `batch`) per refill / flush.
+        pub fn with_caps(max: [usize; SIZE_CLASSES], batch: usize) -> LocalCache {
+            LocalCache {
+                lists: reserved_lists(&max),
                 max,
-                batch,
+                batch: std::array::from_fn(|c| (max[c] / 2).clamp(1, batch.max(1))),
             }
         }
 
         /// Takes a buffer of class `class`: the most recently cached one, else (after refilling
         /// up to `batch` buffers from `shard`) one from the shard. `None` if both are empty.
         pub fn take(&mut self, class: usize, shard: &Shard) -> Option<RawBuf> {
+            if self.max[class] == 0 {
+                return shard.pop_one(class);
+            }
             let list = &mut self.lists[class];
             if let Some(buf) = list.pop() {
                 return Some(buf);
             }
-            shard.pop_batch(class, list, self.batch);
+            shard.pop_batch(class, list, self.batch[class]);
             list.pop()
         }
 
@@ -294,9 +326,15 @@ mod cache {
             shard: &Shard,
             mut free: impl FnMut(usize, RawBuf),
         ) {
+            if self.max[class] == 0 {
+                if let Err(b) = shard.push_one(class, buf) {
+                    free(class, b);
+                }
+                return;
+            }
             let list = &mut self.lists[class];
-            if list.len() >= self.max {
-                let n = self.batch.min(list.len());
+            if list.len() >= self.max[class] {
+                let n = self.batch[class].min(list.len());
                 let moved = shard.push_batch(class, list, n);
                 list.drain(..n - moved).for_each(|b| free(class, b));
             }
@@ -410,7 +448,10 @@ impl ThreadCaches {
                     pool: Arc::downgrade(pool),
                     alignment: pool.alignment,
                     shard: thread_index() & (pool.shards.len() - 1),
-                    cache: LocalCache::new(THREAD_CACHE_MAX, BATCH),
+                    cache: LocalCache::with_caps(
+                        caps_by_bytes(THREAD_CACHE_CLASS_BYTES, THREAD_CACHE_MAX),
+                        BATCH,
+                    ),
                 });
                 self.entries.len() - 1
             }
@@ -629,7 +670,7 @@ impl BufferPool {
         let shards = (0..shard_count(cpus))
             .map(|_| ShardSlot {
                 counters: Counters::default(),
-                shard: Shard::new(SHARD_CLASS_MAX),
+                shard: Shard::with_caps(caps_by_bytes(SHARD_CLASS_BYTES, SHARD_CLASS_MAX)),
             })
             .collect();
         Ok(BufferPool {
@@ -1215,6 +1256,41 @@ mod tests {
         let b = pool.alloc(1).unwrap();
         assert_eq!(pool.stats().total_buffers, 1);
         drop(b);
+    }
+
+    #[test]
+    fn large_classes_are_capped_by_bytes() {
+        let pool = BufferPool::with_default_alignment();
+        // 8 MiB: none in the thread cache (4 MiB per class), 2 in the shard (16 MiB per class).
+        let bufs: Vec<_> = (0..6).map(|_| pool.alloc(8 << 20).unwrap()).collect();
+        assert_eq!(pool.stats().total_allocated_bytes, 6 * (8 << 20));
+        drop(bufs);
+        let s = pool.stats();
+        assert_eq!((s.total_buffers, s.total_allocated_bytes), (2, 16 << 20));
+        // A cached one is reused.
+        let b = pool.alloc(8 << 20).unwrap();
+        assert_eq!(pool.stats().total_buffers, 2);
+        drop(b);
+        // 128 MiB: never cached anywhere.
+        let big = pool.alloc(MAX_BUFFER_SIZE).unwrap();
+        drop(big);
+        assert_eq!(pool.stats().total_allocated_bytes, 16 << 20);
+        // 1 MiB: 4 per thread cache, the rest of 40 to the shard up to 16 (16 MiB), then freed.
+        let bufs: Vec<_> = (0..40).map(|_| pool.alloc(1 << 20).unwrap()).collect();
+        drop(bufs);
+        let s = pool.stats();
+        assert!(
+            s.total_allocated_bytes <= (16 << 20) + (4 << 20) + (16 << 20),
+            "{s:?}"
+        );
+        assert_eq!(
+            caps_by_bytes(THREAD_CACHE_CLASS_BYTES, THREAD_CACHE_MAX),
+            [32, 32, 32, 32, 32, 32, 16, 8, 4, 2, 1, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            caps_by_bytes(SHARD_CLASS_BYTES, SHARD_CLASS_MAX),
+            [256, 256, 256, 256, 256, 128, 64, 32, 16, 8, 4, 2, 1, 0, 0, 0]
+        );
     }
 
     #[test]
