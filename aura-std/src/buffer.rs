@@ -188,6 +188,7 @@ mod cache {
 
     impl Shard {
         /// An empty shard holding at most `cap` buffers per class (reserved now).
+        #[cfg(any(test, loom))]
         pub fn new(cap: usize) -> Shard {
             Self::with_caps([cap; SIZE_CLASSES])
         }
@@ -283,6 +284,7 @@ mod cache {
         /// # Panics
         ///
         /// If `batch` is 0 or larger than `max`.
+        #[cfg(any(test, loom))]
         pub fn new(max: usize, batch: usize) -> LocalCache {
             assert!(0 < batch && batch <= max, "batch must be in 1..=max");
             LocalCache {

@@ -128,6 +128,9 @@ pub(crate) struct Inner {
     spills: AtomicU64,
     /// Serialises poll / wait / run / drain.
     waiter: Mutex<()>,
+    /// Threads sleeping in `block` for completions: while there is one, submissions flush at
+    /// once instead of waiting for a batch (see `ShardState::admit`).
+    sleepers: AtomicUsize,
     /// Whether any file is registered (skips the table lookup on every submission otherwise).
     has_files: AtomicBool,
     /// Registered files: fd → fixed index, for automatic fixed-file use.
@@ -341,6 +344,7 @@ impl Engine {
                 round_robin: AtomicUsize::new(0),
                 spills: AtomicU64::new(0),
                 waiter: Mutex::new(()),
+                sleepers: AtomicUsize::new(0),
                 has_files: AtomicBool::new(false),
                 files: std::sync::RwLock::new(Vec::new()),
                 buffers: std::sync::RwLock::new(Vec::new()),
@@ -509,7 +513,7 @@ impl Engine {
         claim.commit();
         let user_data = token.user_data();
         shard.counters.pending.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = st.admit(user_data, sqe.user_data(user_data)) {
+        if let Err(e) = st.admit(user_data, sqe.user_data(user_data), &inner.sleepers) {
             // The SQE never reached the kernel: take the slot back. It was inserted under this
             // same lock and nothing else removes a slot whose SQE is not in the ring.
             let Ok(mut back) = st.slab.remove(user_data) else {
@@ -1075,6 +1079,14 @@ impl Engine {
                 }
             }
         }
+        // Callbacks may have submitted to rings this pass already reaped: submit those now, so
+        // nothing waits for the next pass.
+        for shard in self.inner.shards.iter() {
+            let mut st = lock(&shard.state);
+            if st.unsubmitted > 0 {
+                st.flush()?;
+            }
+        }
         self.finish_deferred_unregisters()?;
         Ok(total)
     }
@@ -1119,6 +1131,15 @@ impl Engine {
 
     /// Sleeps until a completion may be ready, at most `slice`.
     fn block(&self, slice: Duration) -> Result<()> {
+        // Announce the sleep, then submit what earlier submissions left in the rings: from now
+        // on submissions flush themselves (see `ShardState::admit` for the pairing).
+        self.inner.sleepers.fetch_add(1, Ordering::SeqCst);
+        let r = self.flush().and_then(|()| self.sleep(slice));
+        self.inner.sleepers.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    fn sleep(&self, slice: Duration) -> Result<()> {
         let ns = slice.as_nanos() as u64;
         if self.inner.options.single_thread {
             // COOP_TASKRUN: completions are posted when this thread enters the kernel; sleep

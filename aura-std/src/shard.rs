@@ -20,6 +20,22 @@ use crate::request::{Finished, Request};
 /// Most CQEs reaped from one ring per pass (then the lock is released for the callbacks).
 const REAP_BATCH: usize = 256;
 
+/// The automatic batch threshold while the controller is not gating (PASSTHROUGH, or adaptive
+/// tuning off). Submissions are not left waiting for it: while a thread sleeps for completions
+/// every submission flushes at once (see [`ShardState::admit`]), and `wait` / `poll` flush
+/// before they reap; it only bounds how many SQEs a thread that submits without waiting leaves
+/// unsubmitted.
+pub(crate) const PASSTHROUGH_BATCH: u32 = 32;
+
+/// The batch threshold in force for an option (-1 = automatic) and the controller's choice.
+fn batch_for(option: i32, aimd: Option<&Aimd>) -> u32 {
+    match (option, aimd) {
+        (-1, Some(a)) if a.phase() != Phase::Passthrough => a.batch_threshold(),
+        (-1, _) => PASSTHROUGH_BATCH,
+        (n, _) => n.max(0) as u32,
+    }
+}
+
 /// Counter updates of one batch of CQEs.
 #[derive(Default)]
 struct Tally {
@@ -145,12 +161,7 @@ impl ShardState {
         } else {
             aura_core::aimd::SAMPLE_EVERY_FAST
         };
-        let batch = match batch_option {
-            -1 => aimd
-                .as_ref()
-                .map_or(aura_core::aimd::MIN_BATCH, Aimd::batch_threshold),
-            n => n as u32,
-        };
+        let batch = batch_for(batch_option, aimd.as_ref());
         Ok(ShardState {
             ring,
             // Room for what may wait behind the gate too: 4 × the queue depth.
@@ -206,10 +217,18 @@ impl ShardState {
     }
 
     /// Admits a new request: straight to the ring when the gate allows, else to the queue.
-    pub(crate) fn admit(&mut self, token: u64, sqe: Sqe) -> Result<()> {
+    ///
+    /// The SQE is submitted at once when the batch threshold is reached or when a thread sleeps
+    /// waiting for completions (`sleepers` > 0: nobody else would flush it soon). The load is
+    /// `SeqCst` after the push, pairing with the sleeper's `SeqCst` increment before it flushes
+    /// every ring under their locks: either this load sees the sleeper, or the sleeper's flush
+    /// (which takes this shard's lock after this admit released it) submits the SQE.
+    pub(crate) fn admit(&mut self, token: u64, sqe: Sqe, sleepers: &AtomicUsize) -> Result<()> {
         if self.queue.is_empty() && self.in_flight < self.limit {
             self.push(token, &sqe)?;
-            if self.batch > 0 && self.unsubmitted >= self.batch {
+            if (self.batch > 0 && self.unsubmitted >= self.batch)
+                || sleepers.load(Ordering::SeqCst) > 0
+            {
                 // The SQE is in the ring now: the request must stay (the kernel may consume it
                 // at any time), so a failed flush is not this submission's failure; the next
                 // flush in poll / wait retries and reports.
@@ -270,9 +289,7 @@ impl ShardState {
         let d = a.tick(now_ns, pending);
         self.limit = d.limit;
         self.sample_every = d.sample_every.max(1);
-        if self.batch_option == -1 {
-            self.batch = d.batch_threshold;
-        }
+        self.batch = batch_for(self.batch_option, self.aimd.as_ref());
     }
 
     /// One pass: tick if due, flush, reap up to a batch of CQEs into `out`, admit queued
@@ -410,12 +427,6 @@ impl ShardState {
         if let Some(a) = &mut self.aimd {
             a.set_batch_threshold(n.max(0) as u32);
         }
-        self.batch = match n {
-            -1 => self
-                .aimd
-                .as_ref()
-                .map_or(aura_core::aimd::MIN_BATCH, Aimd::batch_threshold),
-            n => n.max(0) as u32,
-        };
+        self.batch = batch_for(n, self.aimd.as_ref());
     }
 }
