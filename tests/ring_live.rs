@@ -1239,6 +1239,44 @@ fn defer_taskrun_ring_works() {
 }
 
 #[test]
+fn disabled_defer_taskrun_ring_belongs_to_the_thread_that_enables_it() {
+    let _fds = fds_shared();
+    let name = "disabled_defer_taskrun_ring_belongs_to_the_thread_that_enables_it";
+    let mut ring =
+        Ring::new(8, &Params::new().defer_taskrun(true).disabled(true)).expect("io_uring_setup");
+    if !ring
+        .setup_flags()
+        .contains(SetupFlags::DEFER_TASKRUN | SetupFlags::R_DISABLED)
+    {
+        skip(
+            name,
+            "IORING_SETUP_DEFER_TASKRUN not granted by this kernel (6.1+)",
+        );
+        return;
+    }
+    // Disabled: nothing can be submitted yet.
+    // SAFETY: a NOP carries no pointer.
+    unsafe { ring.sq().push(&op::nop().user_data(1)) }.unwrap();
+    assert_eq!(ring.submit(), Err(Error::Os(Errno::BADFD)));
+    // Another thread enables it and becomes its issuer: it can submit and reap.
+    let ring = std::thread::spawn(move || {
+        ring.enable().expect("IORING_REGISTER_ENABLE_RINGS");
+        let cqes = reap(&mut ring, 1);
+        assert_eq!(res(&cqes, 1), 0);
+        // Enabling twice is refused.
+        assert_eq!(ring.enable(), Err(Error::Os(Errno::BADFD)));
+        ring
+    })
+    .join()
+    .unwrap();
+    // This thread is not the issuer.
+    let mut ring = ring;
+    // SAFETY: as above.
+    unsafe { ring.sq().push(&op::nop().user_data(2)) }.unwrap();
+    assert_eq!(ring.submit(), Err(Error::Os(Errno::EXIST)));
+}
+
+#[test]
 fn sqpoll_ring_works() {
     let _fds = fds_shared();
     let mut ring = match Ring::new(8, &Params::new().sqpoll(10)) {

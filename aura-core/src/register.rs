@@ -167,6 +167,16 @@ impl Ring {
         Ok(())
     }
 
+    /// `IORING_REGISTER_ENABLE_RINGS`: enables a ring set up with [`crate::Params::disabled`];
+    /// with `SINGLE_ISSUER` the calling thread becomes the ring's issuer. `EBADFD` if the ring is
+    /// not disabled.
+    pub fn enable(&self) -> Result<()> {
+        let fd = self.fd_or_unsupported()?;
+        // SAFETY: this opcode takes no argument.
+        unsafe { sys::register(fd, RegisterOp::EnableRings, core::ptr::null(), 0)? };
+        Ok(())
+    }
+
     /// `IORING_UNREGISTER_EVENTFD`.
     pub fn unregister_eventfd(&self) -> Result<()> {
         let fd = self.fd_or_unsupported()?;

@@ -254,6 +254,9 @@ impl Reg {
     }
 }
 
+/// `EEXIST`: a `SINGLE_ISSUER` ring entered by another thread than its issuer.
+const EEXIST: i32 = 17;
+
 fn errno(e: aura_core::Errno) -> Error {
     Error::Io(std::io::Error::from_raw_os_error(e.raw_os_error()))
 }
@@ -297,7 +300,10 @@ impl Engine {
         for _ in 0..rings {
             let mut params = Params::new().cq_entries(qd.saturating_mul(2));
             if options.single_thread {
-                params = params.coop_taskrun(true);
+                // One thread drives the engine: completions need not interrupt anyone, and with
+                // DEFER_TASKRUN they are posted in batches when that thread enters the kernel.
+                // Set up disabled so the thread that first uses the ring becomes its issuer.
+                params = params.coop_taskrun(true).defer_taskrun(true).disabled(true);
             }
             if options.sqpoll {
                 params = params.sqpoll(options.sqpoll_idle_ms);
@@ -1142,16 +1148,17 @@ impl Engine {
     fn sleep(&self, slice: Duration) -> Result<()> {
         let ns = slice.as_nanos() as u64;
         if self.inner.options.single_thread {
-            // COOP_TASKRUN: completions are posted when this thread enters the kernel; sleep
-            // inside io_uring_enter on the busiest ring.
-            let busiest = self
+            // COOP_TASKRUN / DEFER_TASKRUN: completions are posted when this thread enters the
+            // kernel. With one ring in flight, sleep inside io_uring_enter on it; with several,
+            // on the eventfd below (which the kernel signals when task work is queued).
+            let mut busy = self
                 .inner
                 .shards
                 .iter()
-                .max_by_key(|s| s.counters.pending.load(Ordering::Relaxed))
-                .expect("at least one ring");
-            let mut st = lock(&busiest.state);
-            if st.in_flight > 0 {
+                .filter(|s| lock(&s.state).in_flight > 0);
+            if let (Some(shard), None) = (busy.next(), busy.next()) {
+                let mut st = lock(&shard.state);
+                st.ensure_enabled()?;
                 st.ring.submit_and_wait_timeout(1, ns)?;
                 return Ok(());
             }
@@ -1679,9 +1686,26 @@ impl Drop for Inner {
                 }
             }
             let mut done = Vec::new();
+            let mut not_issuer = false;
             for shard in self.shards.iter() {
                 let mut st = lock(&shard.state);
-                let _ = st.reap(&shard.counters, 0, &mut done);
+                if let Err(Error::Io(e)) = st.reap(&shard.counters, 0, &mut done) {
+                    // EEXIST: a single-thread engine dropped on another thread than the one
+                    // that drove it; only that thread may reap its rings.
+                    not_issuer |= e.raw_os_error() == Some(EEXIST);
+                }
+            }
+            if not_issuer {
+                // Completions can never be reaped here, and the kernel may still write the
+                // requests' memory: leak it rather than free it.
+                for shard in self.shards.iter() {
+                    let mut st = lock(&shard.state);
+                    std::mem::forget(std::mem::replace(
+                        &mut st.slab,
+                        aura_core::slab::Slab::with_capacity(0),
+                    ));
+                }
+                break;
             }
             // A panicking callback must not cut the drain short (the kernel may still write
             // memory owned by the requests behind it): finish, then pass the first panic on.

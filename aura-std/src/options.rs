@@ -14,8 +14,12 @@ pub enum RingSelect {
     /// Rings in turn.
     RoundRobin,
     /// Each thread keeps the ring it claims at its first submission (rings handed out in turn).
-    /// The rings are ordinary shared rings: the SINGLE_ISSUER / DEFER_TASKRUN setup the original
-    /// used for this mode is not built yet.
+    ///
+    /// The rings stay ordinary rings. A `SINGLE_ISSUER | DEFER_TASKRUN` ring posts completions
+    /// only when its issuing thread enters the kernel, and refuses (`EEXIST`) any other thread's
+    /// enter; here any thread may `wait`, so a thread that submits and lets another wait would
+    /// never see its completions. Those rings are used where one thread does both:
+    /// [`Options::single_thread`].
     ThreadLocal,
 }
 
@@ -125,8 +129,14 @@ impl Options {
         self
     }
 
-    /// The caller promises that one thread submits and waits: rings then use COOP_TASKRUN (and
-    /// the engine enters the kernel with GETEVENTS whenever the ring flags task work).
+    /// The caller promises that one thread submits and waits. Rings then use `SINGLE_ISSUER |
+    /// DEFER_TASKRUN` (6.1+; else `COOP_TASKRUN`, 5.19+): completions are posted in batches when
+    /// that thread enters the kernel, with no interrupt of the submitter; the engine enters with
+    /// GETEVENTS whenever the ring flags pending work. The rings are set up disabled and the
+    /// thread that first uses the engine becomes their issuer, so the engine may be built on one
+    /// thread and moved to another. Another thread's submission or wait then fails with `EEXIST`;
+    /// dropping the engine on another thread while I/O is in flight leaks those requests (their
+    /// memory may still be written by the kernel, and only the issuer can reap them).
     pub fn single_thread(mut self, on: bool) -> Self {
         self.single_thread = on;
         self

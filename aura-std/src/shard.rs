@@ -139,6 +139,9 @@ pub(crate) struct ShardState {
     /// Every latency this shard measured since the engine started (never reset; exported by
     /// [`crate::Engine::histogram`]).
     pub(crate) latency_hist: Histogram,
+    /// The ring was set up disabled (single-thread engines) and not yet enabled: the first
+    /// thread that enters it enables it and becomes its issuer.
+    disabled: bool,
 }
 
 impl ShardState {
@@ -163,7 +166,6 @@ impl ShardState {
         };
         let batch = batch_for(batch_option, aimd.as_ref());
         Ok(ShardState {
-            ring,
             // Room for what may wait behind the gate too: 4 × the queue depth.
             slab: Slab::with_capacity(queue_depth.saturating_mul(4)),
             aimd,
@@ -182,6 +184,10 @@ impl ShardState {
             stale_cqes: 0,
             queue_depth,
             latency_hist: Histogram::new(),
+            disabled: ring
+                .setup_flags()
+                .contains(aura_core::SetupFlags::R_DISABLED),
+            ring,
         })
     }
 
@@ -256,8 +262,20 @@ impl ShardState {
         Ok(())
     }
 
+    /// Enables a ring set up disabled: the calling thread becomes its issuer (single-thread
+    /// engines use `SINGLE_ISSUER | DEFER_TASKRUN`, and the thread that uses the engine is not
+    /// necessarily the one that built it).
+    pub(crate) fn ensure_enabled(&mut self) -> Result<()> {
+        if self.disabled {
+            self.ring.enable()?;
+            self.disabled = false;
+        }
+        Ok(())
+    }
+
     /// Submits pushed SQEs (and enters with GETEVENTS when the ring holds completions back).
     pub(crate) fn flush(&mut self) -> Result<()> {
+        self.ensure_enabled()?;
         match self.ring.submit() {
             Ok(n) => {
                 if n > 0 {

@@ -58,6 +58,9 @@ bitflags::bitflags! {
         const DEFER_TASKRUN = abi::IORING_SETUP_DEFER_TASKRUN;
         /// No SQ indirection array (6.6+).
         const NO_SQARRAY = abi::IORING_SETUP_NO_SQARRAY;
+        /// Start disabled: no submission until [`Ring::enable`] (5.10+). With SINGLE_ISSUER, the
+        /// thread that enables the ring becomes its issuer.
+        const R_DISABLED = abi::IORING_SETUP_R_DISABLED;
         const _ = !0;
     }
 }
@@ -147,6 +150,13 @@ impl Params {
     pub fn defer_taskrun(self, on: bool) -> Self {
         let f = SetupFlags::DEFER_TASKRUN | SetupFlags::SINGLE_ISSUER | SetupFlags::TASKRUN_FLAG;
         self.set(f, on)
+    }
+
+    /// `R_DISABLED`: the ring starts disabled and accepts no submission until [`Ring::enable`];
+    /// registrations work meanwhile. With [`Params::defer_taskrun`], the thread that enables it
+    /// becomes its only issuer (instead of the thread that created it).
+    pub fn disabled(self, on: bool) -> Self {
+        self.set(SetupFlags::R_DISABLED, on)
     }
 
     /// A kernel thread polls the SQ, sleeping after `idle_ms` without work (not dropped if the

@@ -136,6 +136,7 @@ pub enum RegisterOp {
     RegisterEventfdAsync,
     UnregisterEventfd,
     RegisterProbe,
+    EnableRings,
 }
 
 /// `io_uring_register(fd, opcode, arg, nr_args)`.
@@ -162,6 +163,7 @@ pub unsafe fn register(
         RegisterOp::RegisterEventfdAsync => R::RegisterEventfdAsync,
         RegisterOp::UnregisterEventfd => R::UnregisterEventfd,
         RegisterOp::RegisterProbe => R::RegisterProbe,
+        RegisterOp::EnableRings => R::RegisterEnableRings,
     };
     // SAFETY: the caller guarantees `arg`/`nr` describe valid memory for `op` (this fn's contract).
     unsafe { ru::io_uring_register(fd, op, arg, nr) }
