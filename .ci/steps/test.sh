@@ -12,6 +12,14 @@ mkdir -p target
 rm -f "$AURA_SKIP_LOG"
 # promtool (Debian package prometheus) for tests/prometheus.rs.
 command -v promtool >/dev/null 2>&1 || ensure_apt prometheus || echo "test: promtool could not be installed; the promtool check will print skipped"
+# gcc/g++/make (build-essential), pkg-config and valgrind for tests/capi.rs (the C and C++
+# programs against libaura, the install check, the valgrind run).
+for tool in gcc g++ make pkg-config valgrind; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        ensure_apt build-essential pkg-config valgrind || echo "test: C toolchain could not be installed; tests/capi.rs will print skipped"
+        break
+    fi
+done
 run cargo test --workspace
 if [[ -s "$AURA_SKIP_LOG" ]]; then
     echo "test: $(wc -l < "$AURA_SKIP_LOG") live-kernel check(s) skipped on this machine:"
