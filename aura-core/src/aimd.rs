@@ -603,7 +603,12 @@ impl Aimd {
         let valid = s.samples >= LOW_IOPS_MIN_SAMPLES && s.p99.is_some();
         if valid && eligible {
             self.baseline.push(s.p99.unwrap_or(0));
-            self.floor.push(s.mean.unwrap_or(0));
+            // The floor is the latency of the depth in force: probing steps move the depth (and
+            // on a device whose latency grows with depth while its throughput does too, the
+            // latency), so they are not part of it; the window restarts when probing ends.
+            if self.phase != Phase::Probing {
+                self.floor.push(s.mean.unwrap_or(0));
+            }
         }
         let baseline = self.baseline.min();
         let floor = self.floor.low();
@@ -623,7 +628,10 @@ impl Aimd {
                 u128::from(m) * u128::from(QUEUEING_RATIO_DEN)
                     >= u128::from(floor) * u128::from(QUEUEING_RATIO_NUM)
             });
-        let rising = valid && (over_guard || (self.max_p99_ns == 0 && queueing));
+        // While probing, a step that raises the latency is judged by its throughput gain (the
+        // plateau rule) and by the guard, not by the floor of a smaller depth.
+        let rising = valid
+            && (over_guard || (self.max_p99_ns == 0 && queueing && self.phase != Phase::Probing));
 
         // The step measured by this tick: the limit changed at the end of the previous tick.
         let dlimit = i64::from(self.limit) - i64::from(self.prev_limit);
@@ -857,6 +865,8 @@ impl Aimd {
                     self.via_backoff = false;
                     self.phase = Phase::Settling;
                     self.settle = 0;
+                    // The floor restarts at the settled depth.
+                    self.floor.clear();
                 } else {
                     self.step_up();
                 }
