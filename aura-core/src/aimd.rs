@@ -44,7 +44,7 @@
 //! - without one: its P99 is at or above [`LATENCY_GUARD_MULT`] × the baseline P99 (the lowest P99
 //!   of the last [`BASELINE_WINDOW`] eligible ticks; [`DEFAULT_LATENCY_GUARD_NS`] before any), or
 //!   its mean latency is at least [`QUEUEING_RATIO_NUM`]/[`QUEUEING_RATIO_DEN`] of the latency
-//!   floor (aura's queueing signal, below).
+//!   floor (aura's queueing signal, below; not while probing).
 //!
 //! A tick with fewer than [`LOW_IOPS_MIN_SAMPLES`] latency samples is not evaluated: it keeps
 //! accumulating, for up to [`MAX_SAMPLE_WINDOW_NS`], so slow devices (an HDD does ~500 IOPS) get
@@ -71,8 +71,11 @@
 //! 3. **Queueing backs off.** A guard of 10 × the baseline P99 ignores a device that got two or
 //!    four times slower (a noisy neighbour, a workload whose knee moved down). aura also counts a
 //!    tick as rising when its mean latency is ≥ 1.25 × the latency floor (the lowest mean latency
-//!    of recent eligible ticks): by Little's law that many requests are waiting in the device's
-//!    queue rather than being served.
+//!    of the eligible ticks since probing last settled, i.e. at the depth in force or above it):
+//!    by Little's law that many requests are waiting in the device's queue rather than being
+//!    served. Probing ticks neither feed the floor nor are judged by it: a device whose latency
+//!    grows with depth while its throughput grows too (a virtio disk: 35 µs at depth 1, 250 µs
+//!    at 32) is climbed as long as the steps pay, and the guard still stops a spike.
 //! 4. **Re-probing never stops.** The original re-probed only after a backoff and froze once
 //!    CONVERGED, so a knee that moved up was never found. aura re-probes every
 //!    [`REPROBE_INTERVAL`] ticks in STEADY and CONVERGED (three +1 steps at most when nothing
