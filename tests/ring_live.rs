@@ -1567,3 +1567,16 @@ fn memlock_limit_is_reported() {
         }
     }
 }
+
+#[test]
+fn current_cpu_follows_the_affinity_mask() {
+    let cpus = aura_core::sys::affinity_cpus().expect("sched_getaffinity");
+    std::thread::spawn(move || {
+        for &cpu in &cpus {
+            aura_core::sys::set_affinity(&[cpu]).expect("sched_setaffinity");
+            assert_eq!(aura_core::sys::current_cpu(), cpu);
+        }
+    })
+    .join()
+    .unwrap();
+}
