@@ -1,0 +1,475 @@
+//! `aura_request_t`: the per-engine request table, cancel, and request introspection
+//! (aura.h section "Cancel and request introspection").
+//!
+//! # The request table
+//!
+//! A C request handle is a [`Slot`] of its engine's table: slots are allocated in chunks of
+//! `CHUNK` that live as long as the engine, and recycled through a lock-free free list, so a
+//! submission costs no allocation of its own and a stale handle still points at a `Slot` (whose
+//! answers are then about whatever the slot holds now, never undefined behaviour in Rust).
+//!
+//! A slot's `state` holds who still needs it:
+//! - `SUB`: the submitter, until it has stored the engine's `RequestHandle` in the slot;
+//! - `COMP`: the completion, until the callback starts (this bit *is* "pending");
+//! - `RUN`: the callback, while it runs (the handle stays valid until it returns);
+//! - multiples of `PIN`: readers of the stored `RequestHandle` (cancel).
+//!
+//! The slot returns to the free list when the state drops to 0, by whoever clears the last
+//! bit. The stored handle is written only while `SUB` is set and read only under a pin taken
+//! after `SUB` was cleared, and a slot is rewritten only after it was freed, so the handle cell
+//! never sees a write concurrent with a read.
+
+use std::cell::UnsafeCell;
+use std::os::raw::{c_int, c_void};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+use aura_std::RequestHandle;
+
+use crate::error::{errno_of, EAGAIN, EALREADY, EINVAL, ENOTSUP};
+use crate::ffi::{boundary, fail, opt_ref, set_errno};
+use crate::lifecycle::{CEngine, Shared};
+use crate::types::AuraCallback;
+
+/// The submitter still holds the slot.
+pub(crate) const SUB: u32 = 1;
+/// Not completed yet (pending).
+pub(crate) const COMP: u32 = 2;
+/// The callback is running.
+pub(crate) const RUN: u32 = 4;
+/// One reader pin.
+pub(crate) const PIN: u32 = 8;
+
+/// Slot flag: the request uses a registered buffer.
+pub(crate) const F_FIXED_BUF: u8 = 1;
+/// Slot flag: the request names a registered file by index (`AURA_FIXED_FILE`).
+pub(crate) const F_FIXED_FILE: u8 = 2;
+/// Slot flag: `aura_request_set_linked` was applied.
+pub(crate) const F_LINKED: u8 = 4;
+
+/// Slots per chunk.
+pub(crate) const CHUNK: usize = 256;
+/// Chunks per engine: at most `CHUNK * MAX_CHUNKS` (1 Mi) requests in flight per engine.
+pub(crate) const MAX_CHUNKS: usize = 4096;
+
+/// One C request handle (`aura_request_t`). Every field a reader may see is atomic; `handle`
+/// follows the protocol of the [module docs](self).
+pub struct Slot {
+    state: AtomicU32,
+    /// Free-list link: index + 1 of the next free slot, 0 = end.
+    next: AtomicU32,
+    fd: AtomicI32,
+    op: AtomicU8,
+    flags: AtomicU8,
+    user_data: AtomicPtr<c_void>,
+    /// The engine state this slot belongs to; set when the chunk is created, never changed.
+    owner: *const Shared,
+    /// This slot's index in its table.
+    index: u32,
+    handle: UnsafeCell<Option<RequestHandle>>,
+}
+
+// SAFETY: every field but `handle` is atomic or immutable after creation (`owner`, `index`).
+// `handle` is written only by the thread holding `SUB` and read only under a `PIN` taken after
+// `SUB` was cleared (Release/Acquire on `state`), and a slot is reused only after its state went
+// back to 0 — so accesses to it never race (module docs).
+unsafe impl Sync for Slot {}
+// SAFETY: as for Sync; `owner` is only dereferenced while the engine is alive.
+unsafe impl Send for Slot {}
+
+impl Slot {
+    fn new(owner: *const Shared, index: u32) -> Slot {
+        Slot {
+            state: AtomicU32::new(0),
+            next: AtomicU32::new(0),
+            fd: AtomicI32::new(-1),
+            op: AtomicU8::new(0),
+            flags: AtomicU8::new(0),
+            user_data: AtomicPtr::new(std::ptr::null_mut()),
+            owner,
+            index,
+            handle: UnsafeCell::new(None),
+        }
+    }
+
+    /// Whether the request has not completed yet.
+    pub(crate) fn pending(&self) -> bool {
+        self.state.load(Ordering::Acquire) & COMP != 0
+    }
+
+    /// The slot's flags.
+    pub(crate) fn flags(&self) -> u8 {
+        self.flags.load(Ordering::Relaxed)
+    }
+}
+
+/// A chunk of slots, as allocated.
+type Chunk = Box<[Slot]>;
+
+/// The request table of one engine.
+pub(crate) struct SlotTable {
+    chunks: Box<[AtomicPtr<Slot>]>,
+    nchunks: AtomicU32,
+    /// Free-list head: tag (high 32 bits, bumped by every change, against ABA) and index + 1
+    /// (low 32 bits, 0 = empty).
+    head: AtomicU64,
+    grow: Mutex<()>,
+}
+
+impl SlotTable {
+    pub(crate) fn new() -> SlotTable {
+        SlotTable {
+            chunks: (0..MAX_CHUNKS)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            nchunks: AtomicU32::new(0),
+            head: AtomicU64::new(0),
+            grow: Mutex::new(()),
+        }
+    }
+
+    fn slot(&self, index: u32) -> &Slot {
+        let chunk = self.chunks[index as usize / CHUNK].load(Ordering::Acquire);
+        debug_assert!(!chunk.is_null());
+        // SAFETY: an index reaches the free list only after its chunk pointer was stored
+        // (Release in `grow`, Acquire above); chunks live as long as the table, and the offset
+        // is below CHUNK.
+        unsafe { &*chunk.add(index as usize % CHUNK) }
+    }
+
+    /// Takes a free slot, creating a chunk when none is free. `None` when the table is full.
+    fn pop(&self, owner: *const Shared) -> Option<&Slot> {
+        loop {
+            let head = self.head.load(Ordering::Acquire);
+            let first = head as u32;
+            if first == 0 {
+                if !self.grow(owner) {
+                    return None;
+                }
+                continue;
+            }
+            let slot = self.slot(first - 1);
+            let next = slot.next.load(Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(next);
+            if self
+                .head
+                .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(slot);
+            }
+        }
+    }
+
+    /// Returns a slot whose state is 0 to the free list.
+    fn push(&self, slot: &Slot) {
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            slot.next.store(head as u32, Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(slot.index + 1);
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Adds a chunk (if the free list is still empty). `false` when the table is full.
+    #[cold]
+    fn grow(&self, owner: *const Shared) -> bool {
+        let _g = self.grow.lock().unwrap_or_else(|p| p.into_inner());
+        if self.head.load(Ordering::Acquire) as u32 != 0 {
+            return true;
+        }
+        let n = self.nchunks.load(Ordering::Relaxed) as usize;
+        if n == MAX_CHUNKS {
+            return false;
+        }
+        let base = (n * CHUNK) as u32;
+        let chunk: Chunk = (0..CHUNK as u32)
+            .map(|i| Slot::new(owner, base + i))
+            .collect();
+        let ptr = Box::into_raw(chunk).cast::<Slot>();
+        self.chunks[n].store(ptr, Ordering::Release);
+        self.nchunks.store(n as u32 + 1, Ordering::Release);
+        for i in (0..CHUNK as u32).rev() {
+            self.push(self.slot(base + i));
+        }
+        true
+    }
+
+    /// Clears `bits` of the slot's state; frees the slot when nothing holds it any more.
+    pub(crate) fn release(&self, slot: &Slot, bits: u32) {
+        if slot.state.fetch_sub(bits, Ordering::AcqRel) == bits {
+            self.push(slot);
+        }
+    }
+}
+
+impl Drop for SlotTable {
+    fn drop(&mut self) {
+        for c in self.chunks.iter() {
+            let p = c.load(Ordering::Acquire);
+            if !p.is_null() {
+                // SAFETY: `p` came from Box::into_raw of a CHUNK-long boxed slice in `grow` and
+                // is freed once, here; the engine has drained, so no request refers to it.
+                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, CHUNK)) });
+            }
+        }
+    }
+}
+
+/// What a request's engine callback owns: the slot and the C callback. Dropped without
+/// running (a submission that failed), it still gives its part of the slot back.
+pub(crate) struct Completion {
+    slot: NonNull<Slot>,
+    callback: AuraCallback,
+}
+
+// SAFETY: the slot is in a table that outlives every request of its engine (the engine drains
+// before the table is freed); the C callback and its user data are the C caller's, who by the
+// API contract accepts that callbacks run on whichever thread polls.
+unsafe impl Send for Completion {}
+
+impl Completion {
+    fn slot(&self) -> &Slot {
+        // SAFETY: see `Send`: the slot outlives the request.
+        unsafe { self.slot.as_ref() }
+    }
+
+    fn shared(&self) -> &Shared {
+        // SAFETY: `owner` is the engine state that owns the table holding this slot, alive while
+        // any of its requests is.
+        unsafe { &*self.slot().owner }
+    }
+
+    /// Runs the C callback with the request's result, then gives the slot back.
+    pub(crate) fn complete(self, result: aura_std::Result<usize>) {
+        let this = std::mem::ManuallyDrop::new(self);
+        let slot = this.slot();
+        // Pending → running, in one step.
+        slot.state.fetch_add(RUN - COMP, Ordering::AcqRel);
+        if let Some(cb) = this.callback {
+            let ud = slot.user_data.load(Ordering::Relaxed);
+            let req = this.slot.as_ptr();
+            // SAFETY: a C function pointer given at submission with this signature; `req` stays
+            // valid until it returns (RUN is held), `ud` is the caller's own pointer.
+            unsafe { cb(req, crate::error::callback_result(result), ud) };
+        }
+        this.shared().slots.release(slot, RUN);
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        // The request never ran (its submission failed): no callback, give the part back.
+        self.shared().slots.release(self.slot(), COMP);
+    }
+}
+
+/// A slot being submitted: holds `SUB` until [`Submitting::publish`] or drop.
+pub(crate) struct Submitting<'a> {
+    table: &'a SlotTable,
+    slot: &'a Slot,
+}
+
+impl<'a> Submitting<'a> {
+    /// Takes a slot of `shared`'s table for a new request; `None` when the table is full.
+    pub(crate) fn begin(
+        shared: &'a Shared,
+        fd: c_int,
+        op: u8,
+        flags: u8,
+        user_data: *mut c_void,
+    ) -> Option<Submitting<'a>> {
+        let slot = shared.slots.pop(shared)?;
+        slot.fd.store(fd, Ordering::Relaxed);
+        slot.op.store(op, Ordering::Relaxed);
+        slot.flags.store(flags, Ordering::Relaxed);
+        slot.user_data.store(user_data, Ordering::Relaxed);
+        // The slot is ours alone until this store publishes nothing but our own hold; the
+        // engine's locks order it before the completion thread sees the request.
+        slot.state.store(SUB | COMP, Ordering::Release);
+        Some(Submitting {
+            table: &shared.slots,
+            slot,
+        })
+    }
+
+    /// The completion to hand to the engine with the request.
+    pub(crate) fn completion(&self, callback: AuraCallback) -> Completion {
+        Completion {
+            slot: NonNull::from(self.slot),
+            callback,
+        }
+    }
+
+    /// Records the engine's handle and releases the submitter's hold. Returns the C handle.
+    pub(crate) fn publish(self, handle: RequestHandle) -> *mut Slot {
+        // SAFETY: SUB is held (the state cannot reach 0 and the slot cannot be reused), and no
+        // reader pins the handle while SUB is set (module docs).
+        unsafe { *self.slot.handle.get() = Some(handle) };
+        let ptr = std::ptr::from_ref(self.slot).cast_mut();
+        // Drop releases SUB with Release ordering, publishing the handle.
+        drop(self);
+        ptr
+    }
+}
+
+impl Drop for Submitting<'_> {
+    fn drop(&mut self) {
+        self.table.release(self.slot, SUB);
+    }
+}
+
+/// Reads the engine handle of a pending request, or the errno why not.
+fn pinned_handle(shared: &Shared, slot: &Slot) -> Result<RequestHandle, i32> {
+    let mut s = slot.state.load(Ordering::Acquire);
+    loop {
+        if s & COMP == 0 || s & SUB != 0 {
+            // Completed (or a stale handle whose slot is being reused).
+            return Err(EALREADY);
+        }
+        match slot
+            .state
+            .compare_exchange_weak(s, s + PIN, Ordering::Acquire, Ordering::Acquire)
+        {
+            Ok(_) => break,
+            Err(now) => s = now,
+        }
+    }
+    // SAFETY: pinned after SUB was cleared: the handle was written before (Release/Acquire on
+    // `state`) and cannot be rewritten until the pin is gone.
+    let handle = unsafe { *slot.handle.get() };
+    shared.slots.release(slot, PIN);
+    handle.ok_or(EALREADY)
+}
+
+/// `int aura_cancel(aura_engine_t *engine, aura_request_t *req)`.
+///
+/// # Safety
+///
+/// `engine` is NULL or a live engine; `req` is NULL or a handle returned by a submission on any
+/// engine that is still alive.
+#[no_mangle]
+pub unsafe extern "C" fn aura_cancel(engine: *mut CEngine, req: *mut Slot) -> c_int {
+    boundary!(-1, {
+        // SAFETY: this fn's contract.
+        let (Some(ce), Some(slot)) = (unsafe { opt_ref(engine) }, unsafe { opt_ref(req) }) else {
+            return fail(EINVAL);
+        };
+        let shared = ce.shared();
+        if !std::ptr::eq(slot.owner, shared) {
+            return fail(EINVAL);
+        }
+        let handle = match pinned_handle(shared, slot) {
+            Ok(h) => h,
+            Err(e) => return fail(e),
+        };
+        match ce.engine().cancel(handle) {
+            Ok(()) => 0,
+            // The engine no longer knows it: it completed meanwhile.
+            Err(aura_std::Error::InvalidArgument(_)) => fail(EALREADY),
+            Err(aura_std::Error::WouldBlock) => fail(EAGAIN),
+            Err(e) => fail(errno_of(&e)),
+        }
+    })
+}
+
+/// `bool aura_request_pending(const aura_request_t *req)`.
+///
+/// # Safety
+///
+/// `req` is NULL or a handle from a submission on a live engine.
+#[no_mangle]
+pub unsafe extern "C" fn aura_request_pending(req: *const Slot) -> bool {
+    boundary!(false, {
+        // SAFETY: this fn's contract.
+        unsafe { opt_ref(req) }.is_some_and(Slot::pending)
+    })
+}
+
+/// `int aura_request_fd(const aura_request_t *req)`.
+///
+/// # Safety
+///
+/// As for [`aura_request_pending`].
+#[no_mangle]
+pub unsafe extern "C" fn aura_request_fd(req: *const Slot) -> c_int {
+    boundary!(-1, {
+        // SAFETY: this fn's contract.
+        match unsafe { opt_ref(req) } {
+            Some(s) => s.fd.load(Ordering::Relaxed),
+            None => fail(EINVAL),
+        }
+    })
+}
+
+/// `void *aura_request_user_data(const aura_request_t *req)`.
+///
+/// # Safety
+///
+/// As for [`aura_request_pending`].
+#[no_mangle]
+pub unsafe extern "C" fn aura_request_user_data(req: *const Slot) -> *mut c_void {
+    boundary!(std::ptr::null_mut(), {
+        // SAFETY: this fn's contract.
+        unsafe { opt_ref(req) }.map_or(std::ptr::null_mut(), |s| {
+            s.user_data.load(Ordering::Relaxed)
+        })
+    })
+}
+
+/// `aura_op_type_t aura_request_op_type(const aura_request_t *req)`: -1 for NULL.
+///
+/// # Safety
+///
+/// As for [`aura_request_pending`].
+#[no_mangle]
+pub unsafe extern "C" fn aura_request_op_type(req: *const Slot) -> c_int {
+    boundary!(-1, {
+        // SAFETY: this fn's contract.
+        unsafe { opt_ref(req) }.map_or(-1, |s| c_int::from(s.op.load(Ordering::Relaxed)))
+    })
+}
+
+/// `bool aura_request_is_linked(const aura_request_t *req)`.
+///
+/// # Safety
+///
+/// As for [`aura_request_pending`].
+#[no_mangle]
+pub unsafe extern "C" fn aura_request_is_linked(req: *const Slot) -> bool {
+    boundary!(false, {
+        // SAFETY: this fn's contract.
+        unsafe { opt_ref(req) }.is_some_and(|s| s.flags() & F_LINKED != 0)
+    })
+}
+
+/// `int aura_request_set_linked(aura_request_t *req)`: linking is not supported (the engine
+/// cannot flag an SQE it already queued); EINVAL outside THREAD_LOCAL mode, as the original,
+/// ENOTSUP inside it.
+///
+/// # Safety
+///
+/// As for [`aura_request_pending`].
+#[no_mangle]
+pub unsafe extern "C" fn aura_request_set_linked(req: *mut Slot) -> c_int {
+    boundary!(-1, {
+        // SAFETY: this fn's contract.
+        let Some(slot) = (unsafe { opt_ref(req) }) else {
+            return fail(EINVAL);
+        };
+        // SAFETY: a slot's owner is its live engine's state (this fn's contract).
+        let shared = unsafe { &*slot.owner };
+        if !shared.thread_local_mode || !slot.pending() {
+            return fail(EINVAL);
+        }
+        set_errno(ENOTSUP);
+        -1
+    })
+}
