@@ -1,5 +1,7 @@
 //! Helpers shared by aura's benchmarks.
 
+pub mod adaptive;
+
 /// SQ entries of every ring the NOP-rate benchmark sets up (both libraries).
 pub const NOP_RING_ENTRIES: u32 = 256;
 
