@@ -1569,7 +1569,10 @@ impl AimdHarness {
             (Phase::Passthrough, _) | (_, Phase::Passthrough) => {}
             (Phase::Backoff, _) => assert!(limit <= limit0, "BACKOFF raised {limit0} to {limit}"),
             (Phase::Probing, Phase::Probing) => assert!(
-                limit == limit0 || limit == limit0 + 1,
+                limit == limit0
+                    || limit == limit0 + 1
+                    || (limit > limit0
+                        && limit - limit0 <= (limit0 / crate::aimd::PROBE_STEP_DIV).max(1)),
                 "PROBING stepped {limit0} to {limit}"
             ),
             (Phase::Probing, Phase::Settling) => {
