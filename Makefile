@@ -44,13 +44,15 @@ lib: $(LIB_OUT)/libaura.a $(LIB_OUT)/$(REALNAME) $(LIB_OUT)/pkgconfig/libaura.pc
 $(RELEASE)/libaura.a $(RELEASE)/libaura.so: FORCE
 	$(CARGO) build --release -p aura-capi
 
+# Copied under a temporary name, then renamed: a program running against the old library keeps
+# its (unlinked) copy instead of seeing the file change under it.
 $(LIB_OUT)/libaura.a: $(RELEASE)/libaura.a
 	@mkdir -p $(LIB_OUT)
-	cp -f $< $@
+	cp -f $< $@.tmp && mv -f $@.tmp $@
 
 $(LIB_OUT)/$(REALNAME): $(RELEASE)/libaura.so
 	@mkdir -p $(LIB_OUT)
-	cp -f $< $@
+	cp -f $< $@.tmp && mv -f $@.tmp $@
 	ln -sf $(REALNAME) $(LIB_OUT)/$(SONAME)
 	ln -sf $(SONAME) $(LIB_OUT)/libaura.so
 

@@ -143,19 +143,16 @@ typedef enum {
     AURA_BUF_REGISTERED = 1    /**< a registered buffer index + offset */
 } aura_buf_type_t;
 
-/** A registered buffer slice: index into the aura_register_buffers table and byte offset. */
-struct aura_buf_fixed {
-    int index;
-    size_t offset;
-};
-
 /** A buffer for aura_read / aura_write: build it with aura_buf / aura_buf_fixed. 24 bytes. */
 typedef struct {
-    aura_buf_type_t type;
+    aura_buf_type_t type; /**< which member of `u` is meaningful */
     union {
-        void *ptr;                   /**< AURA_BUF_UNREGISTERED */
-        struct aura_buf_fixed fixed; /**< AURA_BUF_REGISTERED */
-    };
+        void *ptr; /**< AURA_BUF_UNREGISTERED: the memory */
+        struct {
+            int index;     /**< index into the aura_register_buffers table */
+            size_t offset; /**< byte offset in that buffer */
+        } fixed;           /**< AURA_BUF_REGISTERED */
+    } u;
 } aura_buf_t;
 
 /** How a submission picks its ring. */
@@ -329,8 +326,8 @@ struct statx; /* <linux/stat.h> / <sys/stat.h> with _GNU_SOURCE */
 static inline aura_buf_t aura_buf(const void *ptr) AURA_NOEXCEPT {
     aura_buf_t b;
     b.type = AURA_BUF_UNREGISTERED;
-    b.fixed.offset = 0;
-    b.ptr = (void *)(uintptr_t)ptr;
+    b.u.fixed.offset = 0;
+    b.u.ptr = (void *)(uintptr_t)ptr;
     return b;
 }
 
@@ -340,13 +337,13 @@ static inline aura_buf_t aura_buf_fixed(int index, size_t offset) AURA_NOEXCEPT 
     aura_buf_t b;
     if (index < 0) {
         b.type = AURA_BUF_UNREGISTERED;
-        b.fixed.offset = 0;
-        b.ptr = NULL;
+        b.u.fixed.offset = 0;
+        b.u.ptr = NULL;
         return b;
     }
     b.type = AURA_BUF_REGISTERED;
-    b.fixed.index = index;
-    b.fixed.offset = offset;
+    b.u.fixed.index = index;
+    b.u.fixed.offset = offset;
     return b;
 }
 
