@@ -31,8 +31,9 @@
 //!   target, steps also continue while the P99 is under the target. [`SPIKE_CONFIRM`] rising ticks
 //!   in a row go to BACKOFF.
 //! - **BACKOFF**: multiplicative decrease, limit × 4/5 (never below the minimum), then SETTLING.
-//! - **SETTLING**: [`SETTLING_TICKS`] ticks for the device to drain to the new depth; a rising
-//!   tick goes straight back to BACKOFF; then STEADY.
+//! - **SETTLING**: [`SETTLING_TICKS`] ticks for the device to drain to the new depth;
+//!   [`SPIKE_CONFIRM`] rising ticks in a row go back to BACKOFF (the original cut again on one);
+//!   then STEADY.
 //! - **STEADY**: holds the limit. Rising ticks go to BACKOFF; after [`REPROBE_INTERVAL`] ticks it
 //!   probes again (PROBING), so a knee that moved up is found; after [`STEADY_THRESHOLD`] ticks
 //!   with an unchanged limit it is CONVERGED.
@@ -40,7 +41,8 @@
 //! - From STEADY or CONVERGED, when pending stays under half the limit for
 //!   [`PASSTHROUGH_REENTER_TICKS`] ticks (the gate no longer binds), back to PASSTHROUGH.
 //!
-//! A tick is "rising" when it has at least [`LOW_IOPS_MIN_SAMPLES`] latency samples and
+//! A tick is "rising" when the limit is above the minimum (nothing is left to cut at it), it has
+//! at least [`LOW_IOPS_MIN_SAMPLES`] latency samples and
 //! - with a max-P99 target: its P99 is at or above the target;
 //! - without one: its P99 is at or above [`LATENCY_GUARD_MULT`] × the baseline P99 (the lowest P99
 //!   of the last [`BASELINE_WINDOW`] eligible ticks; [`DEFAULT_LATENCY_GUARD_NS`] before any), or
@@ -646,7 +648,11 @@ impl Aimd {
             });
         // While probing, a step that raises the latency is judged by its throughput gain (the
         // plateau rule) and by the guard, not by the floor of a smaller depth.
+        // At the minimum there is nothing left to cut: a rising tick there is the device's own
+        // latency (a stall, a neighbour), and treating it as one would only restart SETTLING and
+        // hold off the re-probe that finds the depth again once it passes.
         let rising = valid
+            && self.limit > self.min
             && (over_guard || (self.max_p99_ns == 0 && queueing && self.phase != Phase::Probing));
 
         // The step measured by this tick: the limit changed at the end of the previous tick.
@@ -680,11 +686,12 @@ impl Aimd {
             Phase::Probing => self.probing_tick(&s, rising, valid, productive),
             Phase::Backoff => self.apply_backoff(),
             Phase::Settling => {
-                if rising {
-                    self.phase = Phase::Backoff;
+                // Like STEADY, a cut needs SPIKE_CONFIRM rising ticks in a row: one slow tick
+                // (a device stall, common on virtualised disks) must not start a cascade of
+                // ×4/5 cuts down to the minimum.
+                if self.spike_check(rising) {
                     self.via_backoff = true;
                     self.settle = 0;
-                    self.spikes = 0;
                 } else {
                     self.settle += 1;
                     if self.settle >= SETTLING_TICKS {
