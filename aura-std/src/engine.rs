@@ -23,6 +23,18 @@
 //! rings use `COOP_TASKRUN | TASKRUN_FLAG`; every flush then enters the kernel with GETEVENTS
 //! whenever the ring flags pending task work, and `wait` sleeps inside `io_uring_enter` (which
 //! runs that work) instead of on the eventfd. Neither spins on the CQ tail alone.
+//!
+//! # Threads that exit with I/O in flight
+//!
+//! The kernel charges a request to the thread whose `io_uring_enter` submitted it, and when that
+//! thread exits it cancels the requests it can still cancel (those handed to io_uring's worker
+//! threads: buffered I/O that would block, fsync, …), which then complete with
+//! [`Error::Cancelled`]. Here the submitting thread is whichever flushed the ring: the one that
+//! submitted when the batch filled, or any thread in `wait`/`poll`/`flush`. A thread that may
+//! have flushed other threads' submissions should keep processing completions (or otherwise stay
+//! alive) until that I/O is done; a pool of workers sharing an engine does this by letting every
+//! worker reap until all are finished. Nothing is lost silently: every cancelled request's
+//! callback says so.
 
 use aura_core::sys::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 mod chain;
@@ -299,7 +311,8 @@ impl Engine {
         let mut shards = Vec::with_capacity(rings);
         for _ in 0..rings {
             let mut params = Params::new().cq_entries(qd.saturating_mul(2));
-            if options.single_thread {
+            if options.single_thread && !options.sqpoll {
+                // (With SQPOLL the kernel's SQ thread submits: the issuer rules do not apply.)
                 // One thread drives the engine: completions need not interrupt anyone, and with
                 // DEFER_TASKRUN they are posted in batches when that thread enters the kernel.
                 // Set up disabled so the thread that first uses the ring becomes its issuer.
@@ -1147,7 +1160,7 @@ impl Engine {
 
     fn sleep(&self, slice: Duration) -> Result<()> {
         let ns = slice.as_nanos() as u64;
-        if self.inner.options.single_thread {
+        if self.inner.options.single_thread && !self.inner.options.sqpoll {
             // COOP_TASKRUN / DEFER_TASKRUN: completions are posted when this thread enters the
             // kernel. With one ring in flight, sleep inside io_uring_enter on it; with several,
             // on the eventfd below (which the kernel signals when task work is queued).
