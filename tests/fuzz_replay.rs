@@ -292,3 +292,22 @@ fn aimd_spikes_back_off_to_the_minimum_and_recover() {
     p.extend(run(40, 20, 5, LAT_80US, BYTES_4K, P_ZERO));
     aimd(&p);
 }
+
+/// BFFIO's job-file + command-line parser (`bffio::fuzz_parse`) over its corpus, plus the worst
+/// inputs: empty, NUL bytes only, a lone separator, invalid UTF-8, overflowing sizes.
+#[cfg(not(loom))]
+#[test]
+fn replay_job_parser_corpus() {
+    replay("job_parser", bffio::fuzz_parse);
+    for input in [
+        &b""[..],
+        b"\0\0",
+        b"\0\0\0\0\0",
+        b"\xff\xff\xff",
+        b"[a]\nbs=99999999999999999999k\n",
+        b"[a]\nsize=1m\n\0\0--bs=18446744073709551615\0--iodepth=4294967296",
+        b"[global]\n[\n",
+    ] {
+        bffio::fuzz_parse(input);
+    }
+}

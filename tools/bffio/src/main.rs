@@ -1,6 +1,7 @@
-//! BFFIO: an fio-compatible benchmark whose engine is aura. Not built yet (see the README).
+//! BFFIO: fio's command line and job files, with aura as the I/O engine and a queue depth the
+//! engine finds by itself. See the `bffio` library for the pieces.
 
 fn main() {
-    eprintln!("bffio: not implemented yet; see the README for what aura offers today");
-    std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    std::process::exit(bffio::run_main(&args));
 }
