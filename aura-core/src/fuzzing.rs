@@ -1648,7 +1648,10 @@ mod tests {
 
     #[test]
     fn latency_spikes_back_off_and_light_load_disengages() {
-        let mut p = DEFAULTS.to_vec();
+        // Minimum 1: the device's throughput does not grow with depth, so the limit stays at
+        // the start (4), above the minimum, where a spike has something to cut (at the minimum
+        // rising ticks are ignored; see the next test).
+        let mut p = [7u8, 3, 0, 0, 0].to_vec();
         p.extend(run(64, 20, 5, 16, &[13]));
         // 11 ms latency: far over 10 × the baseline P99.
         p.extend(run(4, 20, 5, 138, &[13]));
@@ -1662,6 +1665,18 @@ mod tests {
         let r = reached(&p);
         assert_eq!(r.stats.engagements, 1);
         assert_eq!(r.phase, Phase::Passthrough);
+    }
+
+    #[test]
+    fn spikes_at_the_minimum_cut_nothing() {
+        let mut p = DEFAULTS.to_vec();
+        p.extend(run(64, 20, 5, 16, &[13]));
+        p.extend(run(4, 20, 5, 138, &[13]));
+        p.extend(run(40, 20, 5, 16, &[13]));
+        let r = reached(&p);
+        assert!(!has(&r, Phase::Backoff), "{:#b}", r.phases);
+        assert_eq!(r.stats.backoffs, 0);
+        assert!(has(&r, Phase::Steady), "{:#b}", r.phases);
     }
 
     #[test]
