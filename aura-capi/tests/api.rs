@@ -50,8 +50,11 @@ unsafe extern "C" fn record(_req: *mut Slot, result: isize, ud: *mut c_void) {
 }
 
 fn file_with(bytes: &[u8]) -> std::fs::File {
+    // Unique per call: tests run in parallel threads of one process.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!(
-        "aura-capi-api-{}-{}",
+        "aura-capi-api-{}-{n}-{}",
         std::process::id(),
         bytes.len()
     ));
