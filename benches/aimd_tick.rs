@@ -5,6 +5,8 @@
 //!   sample, the windows, the efficiency ratio, a step), with 200 latency samples recorded in the
 //!   window beforehand (setup, not timed). Goal: ≤ 200 ns.
 //! - `aimd/tick_passthrough`: the same in PASSTHROUGH (a sample and the engagement rules).
+//! - `aimd/tick_target`: `tick` with a max-P99 target, which also merges the 1 s target window
+//!   (10 histograms) for its P99.
 //! - `aimd/on_complete`: one completion with a latency, per element.
 
 use aura_core::aimd::{Aimd, AimdOptions, Phase, TICK_NS};
@@ -57,6 +59,20 @@ fn tick(c: &mut Criterion) {
             )
         });
     }
+    let (mut base, mut now) = controller_in(Phase::Probing);
+    base.set_max_p99_ns(2_000_000);
+    // One tick allocates and starts filling the target window (setup, not timed).
+    let mut warm = with_window(&base);
+    now += TICK_NS;
+    warm.tick(now, 512);
+    let base = warm;
+    g.bench_function("tick_target", |b| {
+        b.iter_batched_ref(
+            || with_window(&base),
+            |a| black_box(a.tick(black_box(now + TICK_NS), 512)),
+            BatchSize::SmallInput,
+        )
+    });
     let (mut a, _) = controller_in(Phase::Probing);
     g.throughput(Throughput::Elements(1));
     g.bench_function("on_complete", |b| {
