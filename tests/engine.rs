@@ -386,6 +386,19 @@ fn fsync_and_fdatasync() {
 }
 
 #[test]
+fn nop_completes_with_zero() {
+    let _g = shared();
+    let engine = small_engine();
+    let got = Got::new();
+    for _ in 0..3 {
+        engine.nop(got.cb()).unwrap();
+    }
+    let all = settle_n(&engine, &got, 3);
+    assert!(all.into_iter().all(|r| ok(r) == 0));
+    assert_eq!(engine.pending_count(), 0);
+}
+
+#[test]
 fn openat_read_close() {
     let _g = shared();
     let engine = small_engine();

@@ -877,6 +877,20 @@ impl Engine {
         self.meta(build(target), claim, Keep::Nothing, cb)
     }
 
+    /// A no-op (`IORING_OP_NOP`): completes with `Ok(0)` after a trip through the ring. Useful to
+    /// wake a waiting thread or to deliver a result through the normal completion path.
+    pub fn nop(
+        &self,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> Result<RequestHandle> {
+        self.meta(
+            op::nop(),
+            Claim::new(&self.inner.fixed),
+            Keep::Nothing,
+            callback,
+        )
+    }
+
     /// `fsync(fd)`: data and metadata.
     pub fn fsync(
         &self,
