@@ -490,9 +490,17 @@ AURA_API aura_op_type_t aura_request_op_type(const aura_request_t *req);
 /** Whether aura_request_set_linked was applied to `req`. NULL: false. */
 AURA_API bool aura_request_is_linked(const aura_request_t *req);
 
-/** Links the next submission of this thread after `req` (IOSQE_IO_LINK). Not supported by this
- *  library: always -1 with errno EINVAL when the engine does not use AURA_SELECT_THREAD_LOCAL
- *  (or `req` is NULL or finished), ENOTSUP otherwise. */
+/** Links the next submission of this thread on this engine after `req`: it starts only once
+ *  `req` succeeded, and completes with -ECANCELED if `req` fails (an error, or a read/write
+ *  that moved fewer bytes than asked: IOSQE_IO_LINK's rules). Chains of any length are built by
+ *  calling it again on each new request; the first submission not linked further ends the
+ *  chain. The successor's handle is returned at once and is pending while it waits; cancelling
+ *  it completes it with -ECANCELED without submitting it (and cancels the rest of its chain).
+ *  aura orders the links in user space (the successor is submitted when the head's completion
+ *  is reaped, before the head's callback runs), so each step costs one completion round trip.
+ *  Calling it twice on the same head is harmless. Returns 0, or -1 with errno EINVAL: NULL
+ *  `req`, an engine not using AURA_SELECT_THREAD_LOCAL (as in the original), a request that
+ *  already completed or already has a successor. */
 AURA_API AURA_WARN_UNUSED int aura_request_set_linked(aura_request_t *req);
 
 /* ---------------------------------------------------------------------------------------------

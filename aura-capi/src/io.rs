@@ -12,7 +12,8 @@ use aura_std::{BufferRef, Engine, IoVec, RequestHandle, IOV_MAX};
 use crate::error::{errno_of, EAGAIN, EBADF, EBUSY, EINVAL, ENOENT, EOVERFLOW, ESHUTDOWN};
 use crate::ffi::{boundary, fail_null, opt_ref};
 use crate::lifecycle::{CEngine, Registry, Shared};
-use crate::request::{Completion, Slot, Submitting, F_FIXED_BUF, F_FIXED_FILE};
+use crate::link::{self, Link, Next};
+use crate::request::{Completion, Slot, Submitting, F_FIXED_BUF, F_FIXED_FILE, WANT_ANY};
 use crate::types::{AuraBuf, AuraCallback, AURA_BUF_REGISTERED, AURA_BUF_UNREGISTERED};
 
 /// `AURA_FIXED_FILE`.
@@ -39,16 +40,25 @@ pub(crate) mod op {
 /// Submits one request: takes a slot, calls `f` with the engine and the completion to attach,
 /// and publishes the handle. Callers release the registry lock first (the engine itself refuses
 /// registered-resource submissions once an unregister started).
+///
+/// `want` is the result that counts as success when the request heads a link (the bytes asked
+/// for), or `WANT_ANY`. `f` owns what it needs (`'static`): when the calling thread linked its
+/// previous request (`aura_request_set_linked`), `f` runs later, on the thread completing it.
 #[inline]
-fn submit(
+#[allow(clippy::too_many_arguments)]
+fn submit<F>(
     ce: &CEngine,
     fd: c_int,
     op: u8,
     flags: u8,
+    want: u64,
     callback: AuraCallback,
     user_data: *mut c_void,
-    f: impl FnOnce(&Engine, Completion) -> aura_std::Result<RequestHandle>,
-) -> *mut Slot {
+    f: F,
+) -> *mut Slot
+where
+    F: FnOnce(&Engine, Completion) -> aura_std::Result<RequestHandle> + Send + 'static,
+{
     let shared: &Shared = ce.shared();
     if shared.destroying.load(Ordering::Relaxed) {
         return fail_null(ESHUTDOWN);
@@ -57,9 +67,14 @@ fn submit(
     if fatal != 0 {
         return fail_null(fatal);
     }
-    let Some(sub) = Submitting::begin(shared, fd, op, flags, user_data) else {
+    let Some(sub) = Submitting::begin(shared, fd, op, flags, want, user_data) else {
         return fail_null(EAGAIN);
     };
+    if shared.thread_local_mode {
+        if let Some(link) = link::take_open(shared) {
+            return submit_linked(ce, &link, sub, callback, Box::new(f));
+        }
+    }
     match f(ce.engine(), sub.completion(callback)) {
         Ok(handle) => sub.publish(handle),
         Err(e) => {
@@ -68,6 +83,49 @@ fn submit(
         }
     }
 }
+
+/// [`submit`] of the successor of a linked request: held until the head completes, submitted
+/// now if the head already succeeded, completed with `-ECANCELED` if it failed.
+#[cold]
+fn submit_linked(
+    ce: &CEngine,
+    link: &Link,
+    sub: Submitting<'_>,
+    callback: AuraCallback,
+    f: link::Submit,
+) -> *mut Slot {
+    let completion = sub.completion(callback);
+    let result = match link.successor(
+        ce.engine(),
+        ce.shared(),
+        sub.slot(),
+        callback,
+        completion,
+        f,
+    ) {
+        Next::Held => return sub.hold(),
+        Next::SubmitNow(f, c) => f(ce.engine(), c),
+        // Through the ring, so the callback runs in poll / wait like any other.
+        Next::Cancel(c) => ce
+            .engine()
+            .nop(move |_| c.complete(Err(aura_std::Error::Cancelled))),
+    };
+    match result {
+        Ok(handle) => sub.publish(handle),
+        Err(e) => {
+            drop(sub);
+            fail_null(errno_of(&e))
+        }
+    }
+}
+
+/// A pointer the kernel writes through, moved into a submission (which may run on another
+/// thread when it is held behind a link).
+struct OutPtr(*mut u8);
+
+// SAFETY: the pointee is the C caller's, who keeps it valid until the callback (the API
+// contract of the call that gave it); aura only passes the address on to the kernel.
+unsafe impl Send for OutPtr {}
 
 /// Resolves the fd of a submission: with `AURA_FIXED_FILE`, `fd` is an index into the
 /// registered files, looked up under `reg` (which the caller keeps locked while submitting).
@@ -181,16 +239,25 @@ fn rw(
         _ => return fail_null(EINVAL),
     };
     drop(reg);
-    submit(ce, fd, op, slot_flags, callback, user_data, |e, c| {
-        let cb = move |r| c.complete(r);
-        if write {
-            // SAFETY: as for `from_ptr` above: the caller keeps the memory until the callback.
-            unsafe { e.write(real_fd, bref, len, offset as u64, cb) }
-        } else {
-            // SAFETY: as above.
-            unsafe { e.read(real_fd, bref, len, offset as u64, cb) }
-        }
-    })
+    submit(
+        ce,
+        fd,
+        op,
+        slot_flags,
+        len as u64,
+        callback,
+        user_data,
+        move |e, c| {
+            let cb = move |r| c.complete(r);
+            if write {
+                // SAFETY: as for `from_ptr` above: the caller keeps the memory until the callback.
+                unsafe { e.write(real_fd, bref, len, offset as u64, cb) }
+            } else {
+                // SAFETY: as above.
+                unsafe { e.read(real_fd, bref, len, offset as u64, cb) }
+            }
+        },
+    )
 }
 
 /// readv / writev.
@@ -214,8 +281,13 @@ fn vectored(
         return fail_null(EINVAL);
     }
     // SAFETY: the caller passes `iovcnt` readable `struct iovec`s (layout-identical to IoVec,
-    // asserted in types.rs); the engine copies them before returning.
-    let iovs = unsafe { std::slice::from_raw_parts(iov, iovcnt as usize) };
+    // asserted in types.rs). They are copied here (the array need not outlive this call, and
+    // the submission may run later, behind a link).
+    let iovs: Vec<IoVec> = unsafe { std::slice::from_raw_parts(iov, iovcnt as usize) }.to_vec();
+    let want = iovs
+        .iter()
+        .try_fold(0u64, |sum, v| sum.checked_add(v.len as u64))
+        .unwrap_or(WANT_ANY);
     let reg = registry_for(ce.shared(), flags & AURA_FIXED_FILE != 0);
     let real_fd = match resolve_fd(fd, flags, &reg) {
         Ok(f) => f,
@@ -224,17 +296,26 @@ fn vectored(
     let slot_flags = if reg.is_some() { F_FIXED_FILE } else { 0 };
     let op = if write { op::WRITEV } else { op::READV };
     drop(reg);
-    submit(ce, fd, op, slot_flags, callback, user_data, |e, c| {
-        let cb = move |r| c.complete(r);
-        if write {
-            // SAFETY: the buffers the iovecs describe stay valid until the callback
-            // (aura_writev's documented contract).
-            unsafe { e.writev(real_fd, iovs, offset as u64, cb) }
-        } else {
-            // SAFETY: as above (aura_readv).
-            unsafe { e.readv(real_fd, iovs, offset as u64, cb) }
-        }
-    })
+    submit(
+        ce,
+        fd,
+        op,
+        slot_flags,
+        want,
+        callback,
+        user_data,
+        move |e, c| {
+            let cb = move |r| c.complete(r);
+            if write {
+                // SAFETY: the buffers the iovecs describe stay valid until the callback
+                // (aura_writev's documented contract).
+                unsafe { e.writev(real_fd, &iovs, offset as u64, cb) }
+            } else {
+                // SAFETY: as above (aura_readv).
+                unsafe { e.readv(real_fd, &iovs, offset as u64, cb) }
+            }
+        },
+    )
 }
 
 /// Submission with a (possibly registered) fd and no memory: fsync, fallocate, ftruncate,
@@ -246,7 +327,7 @@ fn fd_op(
     op: u8,
     callback: AuraCallback,
     user_data: *mut c_void,
-    f: impl FnOnce(&Engine, c_int, Completion) -> aura_std::Result<RequestHandle>,
+    f: impl FnOnce(&Engine, c_int, Completion) -> aura_std::Result<RequestHandle> + Send + 'static,
 ) -> *mut Slot {
     // SAFETY: `engine` is NULL or a live engine (the export's contract).
     let Some(ce) = (unsafe { opt_ref(engine) }) else {
@@ -259,9 +340,16 @@ fn fd_op(
     };
     let slot_flags = if reg.is_some() { F_FIXED_FILE } else { 0 };
     drop(reg);
-    submit(ce, fd, op, slot_flags, callback, user_data, |e, c| {
-        f(e, real_fd, c)
-    })
+    submit(
+        ce,
+        fd,
+        op,
+        slot_flags,
+        WANT_ANY,
+        callback,
+        user_data,
+        move |e, c| f(e, real_fd, c),
+    )
 }
 
 /// A path argument: NUL-terminated and (the engine's requirement) UTF-8.
@@ -397,14 +485,22 @@ pub unsafe extern "C" fn aura_fsync(
             _ => return fail_null(EINVAL),
         };
         let op = if data_only { op::FDATASYNC } else { op::FSYNC };
-        fd_op(engine, fd, flags, op, callback, user_data, |e, fd, c| {
-            let cb = move |r| c.complete(r);
-            if data_only {
-                e.fdatasync(fd, cb)
-            } else {
-                e.fsync(fd, cb)
-            }
-        })
+        fd_op(
+            engine,
+            fd,
+            flags,
+            op,
+            callback,
+            user_data,
+            move |e, fd, c| {
+                let cb = move |r| c.complete(r);
+                if data_only {
+                    e.fdatasync(fd, cb)
+                } else {
+                    e.fsync(fd, cb)
+                }
+            },
+        )
     })
 }
 
@@ -440,9 +536,21 @@ pub unsafe extern "C" fn aura_openat(
             Ok(p) => p,
             Err(e) => return fail_null(e),
         };
-        submit(ce, dirfd, op::OPENAT, 0, callback, user_data, |e, c| {
-            e.openat(dirfd, path, open_flags as u32, mode, move |r| c.complete(r))
-        })
+        let path = path.to_owned();
+        submit(
+            ce,
+            dirfd,
+            op::OPENAT,
+            0,
+            WANT_ANY,
+            callback,
+            user_data,
+            move |e, c| {
+                e.openat(dirfd, &path, open_flags as u32, mode, move |r| {
+                    c.complete(r)
+                })
+            },
+        )
     })
 }
 
@@ -467,9 +575,16 @@ pub unsafe extern "C" fn aura_close(
         if flags != 0 || fd < 0 {
             return fail_null(EINVAL);
         }
-        submit(ce, fd, op::CLOSE, 0, callback, user_data, |e, c| {
-            e.close(fd, move |r| c.complete(r))
-        })
+        submit(
+            ce,
+            fd,
+            op::CLOSE,
+            0,
+            WANT_ANY,
+            callback,
+            user_data,
+            move |e, c| e.close(fd, move |r| c.complete(r)),
+        )
     })
 }
 
@@ -507,20 +622,27 @@ pub unsafe extern "C" fn aura_statx(
             Ok(p) => p,
             Err(e) => return fail_null(e),
         };
-        submit(ce, dirfd, op::STATX, 0, callback, user_data, |e, c| {
-            // SAFETY: `out` is a writable struct statx kept valid until the callback (this fn's
-            // contract).
-            unsafe {
-                e.statx(
-                    dirfd,
-                    path,
-                    at_flags as u32,
-                    mask,
-                    out.cast::<u8>(),
-                    move |r| c.complete(r),
-                )
-            }
-        })
+        let path = path.to_owned();
+        let out = OutPtr(out.cast::<u8>());
+        submit(
+            ce,
+            dirfd,
+            op::STATX,
+            0,
+            WANT_ANY,
+            callback,
+            user_data,
+            move |e, c| {
+                let out = out;
+                // SAFETY: `out` is a writable struct statx kept valid until the callback (this fn's
+                // contract).
+                unsafe {
+                    e.statx(dirfd, &path, at_flags as u32, mask, out.0, move |r| {
+                        c.complete(r)
+                    })
+                }
+            },
+        )
     })
 }
 
@@ -552,7 +674,7 @@ pub unsafe extern "C" fn aura_fallocate(
             op::FALLOCATE,
             callback,
             user_data,
-            |e, fd, c| {
+            move |e, fd, c| {
                 e.fallocate(fd, mode as u32, offset as u64, len as u64, move |r| {
                     c.complete(r)
                 })
@@ -586,7 +708,7 @@ pub unsafe extern "C" fn aura_ftruncate(
             op::FTRUNCATE,
             callback,
             user_data,
-            |e, fd, c| e.ftruncate(fd, length as u64, move |r| c.complete(r)),
+            move |e, fd, c| e.ftruncate(fd, length as u64, move |r| c.complete(r)),
         )
     })
 }
@@ -620,7 +742,7 @@ pub unsafe extern "C" fn aura_sync_file_range(
             op::SYNC_FILE_RANGE,
             callback,
             user_data,
-            |e, fd, c| {
+            move |e, fd, c| {
                 e.sync_file_range(fd, offset as u64, nbytes as u32, range_flags, move |r| {
                     c.complete(r)
                 })

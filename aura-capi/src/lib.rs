@@ -27,6 +27,7 @@ pub mod ffi;
 pub mod fuzzing;
 pub mod io;
 pub mod lifecycle;
+mod link;
 pub mod log;
 pub mod request;
 pub mod stats;

@@ -55,7 +55,12 @@ pub(crate) struct Shared {
     pub(crate) destroying: AtomicBool,
     /// `aura_stop` was called (consumed by `aura_run`).
     pub(crate) stop: AtomicBool,
+    /// Unique among the engines of this process (links left open by a thread name it).
+    pub(crate) serial: u64,
 }
+
+/// The next engine serial.
+static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// `aura_engine_t`: owned by its creator through a `Box`, freed by `aura_destroy` only.
 pub struct CEngine {
@@ -82,6 +87,7 @@ impl CEngine {
             thread_local_mode,
             destroying: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
         });
         CEngine {
             engine: ManuallyDrop::new(engine),

@@ -14,6 +14,10 @@
 //! - `RUN`: the callback, while it runs (the handle stays valid until it returns);
 //! - multiples of `PIN`: readers of the stored `RequestHandle` (cancel).
 //!
+//! A request held behind a linked head ([`crate::link`]) keeps `SUB` until it is finally
+//! submitted (or completed without being submitted), so its handle is written under the same
+//! rule.
+//!
 //! The slot returns to the free list when the state drops to 0, by whoever clears the last
 //! bit. The stored handle is written only while `SUB` is set and read only under a pin taken
 //! after `SUB` was cleared, and a slot is rewritten only after it was freed, so the handle cell
@@ -22,14 +26,15 @@
 use std::cell::UnsafeCell;
 use std::os::raw::{c_int, c_void};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{fence, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aura_std::RequestHandle;
 
-use crate::error::{errno_of, EAGAIN, EALREADY, EINVAL, ENOTSUP};
-use crate::ffi::{boundary, fail, opt_ref, set_errno};
+use crate::error::{errno_of, EAGAIN, EALREADY, EINVAL};
+use crate::ffi::{boundary, fail, opt_ref};
 use crate::lifecycle::{CEngine, Shared};
+use crate::link::Link;
 use crate::types::AuraCallback;
 
 /// The submitter still holds the slot.
@@ -47,6 +52,13 @@ pub(crate) const F_FIXED_BUF: u8 = 1;
 pub(crate) const F_FIXED_FILE: u8 = 2;
 /// Slot flag: `aura_request_set_linked` was applied.
 pub(crate) const F_LINKED: u8 = 4;
+/// Slot flag: the request was held behind a linked head (see [`crate::link`]).
+pub(crate) const F_HELD: u8 = 8;
+/// Slot flag: a held request was cancelled before it was submitted.
+pub(crate) const F_CANCEL: u8 = 16;
+
+/// `want` of a request whose success is any `res >= 0`.
+pub(crate) const WANT_ANY: u64 = u64::MAX;
 
 /// Slots per chunk.
 pub(crate) const CHUNK: usize = 256;
@@ -63,6 +75,11 @@ pub struct Slot {
     op: AtomicU8,
     flags: AtomicU8,
     user_data: AtomicPtr<c_void>,
+    /// The result that counts as success for a link (bytes asked for), or [`WANT_ANY`].
+    want: AtomicU64,
+    /// The link to this request's successor (`Arc::into_raw`), or null; set by
+    /// `aura_request_set_linked`, taken by the completion.
+    link: AtomicPtr<Link>,
     /// The engine state this slot belongs to; set when the chunk is created, never changed.
     owner: *const Shared,
     /// This slot's index in its table.
@@ -87,6 +104,8 @@ impl Slot {
             op: AtomicU8::new(0),
             flags: AtomicU8::new(0),
             user_data: AtomicPtr::new(std::ptr::null_mut()),
+            want: AtomicU64::new(WANT_ANY),
+            link: AtomicPtr::new(std::ptr::null_mut()),
             owner,
             index,
             handle: UnsafeCell::new(None),
@@ -101,6 +120,104 @@ impl Slot {
     /// The slot's flags.
     pub(crate) fn flags(&self) -> u8 {
         self.flags.load(Ordering::Relaxed)
+    }
+
+    /// The slot's flags, as one side of a `SeqCst` pairing (held requests and cancel).
+    pub(crate) fn flags_seqcst(&self) -> u8 {
+        self.flags.load(Ordering::SeqCst)
+    }
+
+    /// Adds a flag (`SeqCst`: the cancel flag pairs with the held request's release).
+    pub(crate) fn set_flag(&self, flag: u8) {
+        self.flags.fetch_or(flag, Ordering::SeqCst);
+    }
+
+    /// The state bits now (for assertions).
+    pub(crate) fn state_now(&self) -> u32 {
+        self.state.load(Ordering::SeqCst)
+    }
+
+    /// Adds a hold to the state (the caller holds another bit, so the slot is not free).
+    pub(crate) fn add_state(&self, bits: u32) {
+        self.state.fetch_add(bits, Ordering::SeqCst);
+    }
+
+    /// The link stored on this slot (only compared, never dereferenced).
+    pub(crate) fn link_ptr(&self) -> *const Link {
+        self.link.load(Ordering::SeqCst)
+    }
+
+    /// Stores the link to this request's successor. `false` when the slot already has one or
+    /// the request completed first.
+    ///
+    /// A store, `fence(SeqCst)`, then a load on both sides (the Dekker pattern, with
+    /// [`Slot::take_link`] after the completion clears `COMP`; modelled in
+    /// `tests/loom_link.rs`): either this state load sees `COMP` still set, and the
+    /// completion's later link load sees the link, or it sees `COMP` gone and takes the link
+    /// back — unless the completion already took it, which then resolves it.
+    pub(crate) fn attach_link(&self, link: Arc<Link>) -> bool {
+        let p = Arc::into_raw(link).cast_mut();
+        let null = std::ptr::null_mut();
+        if self
+            .link
+            .compare_exchange(null, p, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            // SAFETY: `p` came from Arc::into_raw above and was not stored.
+            drop(unsafe { Arc::from_raw(p) });
+            return false;
+        }
+        fence(Ordering::SeqCst);
+        if self.state.load(Ordering::SeqCst) & COMP != 0 {
+            return true;
+        }
+        if self
+            .link
+            .compare_exchange(p, null, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            // SAFETY: taken back out of the slot: the only reference the slot held.
+            drop(unsafe { Arc::from_raw(p) });
+            return false;
+        }
+        true
+    }
+
+    /// Takes the link stored on this slot (after `COMP` was cleared; see
+    /// [`Slot::attach_link`]). Only THREAD_LOCAL engines link, so only they call it: the fence
+    /// costs the other engines nothing.
+    fn take_link(&self) -> Option<Arc<Link>> {
+        fence(Ordering::SeqCst);
+        if self.link.load(Ordering::SeqCst).is_null() {
+            return None;
+        }
+        let p = self.link.swap(std::ptr::null_mut(), Ordering::SeqCst);
+        // SAFETY: a non-null link pointer came from Arc::into_raw in `attach_link`, and the
+        // swap hands its reference to exactly one taker.
+        (!p.is_null()).then(|| unsafe { Arc::from_raw(p) })
+    }
+
+    /// Whether `result` counts as success for a link: no error, and for reads and writes all
+    /// the bytes asked for (a short transfer breaks an `IOSQE_IO_LINK` chain too).
+    fn succeeded(&self, result: &aura_std::Result<usize>) -> bool {
+        match result {
+            Ok(n) => {
+                let want = self.want.load(Ordering::Relaxed);
+                want == WANT_ANY || *n as u64 == want
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Stores the engine handle of a held request and gives up its `SUB` (`SeqCst`, pairing
+    /// with `aura_cancel`'s flag store then state load).
+    pub(crate) fn publish_held(&self, handle: RequestHandle) {
+        // SAFETY: SUB is held by the held request (the slot cannot be reused) and no reader
+        // pins the handle while SUB is set (module docs).
+        unsafe { *self.handle.get() = Some(handle) };
+        // SAFETY: a slot's owner is its engine state, alive while any of its requests is.
+        let shared = unsafe { &*self.owner };
+        shared.slots.release_seqcst(self, SUB);
     }
 }
 
@@ -208,6 +325,13 @@ impl SlotTable {
             self.push(slot);
         }
     }
+
+    /// [`SlotTable::release`] as one side of a `SeqCst` pairing.
+    pub(crate) fn release_seqcst(&self, slot: &Slot, bits: u32) {
+        if slot.state.fetch_sub(bits, Ordering::SeqCst) == bits {
+            self.push(slot);
+        }
+    }
 }
 
 impl Drop for SlotTable {
@@ -251,23 +375,58 @@ impl Completion {
     pub(crate) fn complete(self, result: aura_std::Result<usize>) {
         let this = std::mem::ManuallyDrop::new(self);
         let slot = this.slot();
-        // Pending → running, in one step.
-        slot.state.fetch_add(RUN - COMP, Ordering::AcqRel);
-        if let Some(cb) = this.callback {
-            let ud = slot.user_data.load(Ordering::Relaxed);
-            let req = this.slot.as_ptr();
-            // SAFETY: a C function pointer given at submission with this signature; `req` stays
-            // valid until it returns (RUN is held), `ud` is the caller's own pointer.
-            unsafe { cb(req, crate::error::callback_result(result), ud) };
-        }
-        this.shared().slots.release(slot, RUN);
+        // Pending → running, in one step (SeqCst: see `Slot::attach_link`).
+        slot.state.fetch_add(RUN - COMP, Ordering::SeqCst);
+        finish(this.shared(), slot, this.callback, result);
     }
+}
+
+/// The end of a request whose `RUN` the caller holds: hands its link on (a successor is
+/// submitted before this callback, cancelled after it), runs the C callback, frees the slot.
+pub(crate) fn finish(
+    shared: &Shared,
+    slot: &Slot,
+    callback: AuraCallback,
+    result: aura_std::Result<usize>,
+) {
+    let link = if shared.thread_local_mode {
+        slot.take_link()
+    } else {
+        None
+    };
+    let ok = slot.succeeded(&result);
+    if ok {
+        if let Some(l) = &link {
+            l.resolve(true);
+        }
+    }
+    if let Some(cb) = callback {
+        let ud = slot.user_data.load(Ordering::Relaxed);
+        let req = std::ptr::from_ref(slot).cast_mut();
+        // SAFETY: a C function pointer given at submission with this signature; `req` stays
+        // valid until it returns (RUN is held), `ud` is the caller's own pointer.
+        unsafe { cb(req, crate::error::callback_result(result), ud) };
+    }
+    if !ok {
+        if let Some(l) = &link {
+            l.resolve(false);
+        }
+    }
+    shared.slots.release(slot, RUN);
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        // The request never ran (its submission failed): no callback, give the part back.
-        self.shared().slots.release(self.slot(), COMP);
+        // The request never ran (its submission failed): no callback, give the part back. A
+        // link cannot have been set on it (its handle was never returned), but a stale handle
+        // could have: resolve it as failed so nothing waits on it.
+        let slot = self.slot();
+        if self.shared().thread_local_mode {
+            if let Some(l) = slot.take_link() {
+                l.resolve(false);
+            }
+        }
+        self.shared().slots.release(slot, COMP);
     }
 }
 
@@ -284,9 +443,11 @@ impl<'a> Submitting<'a> {
         fd: c_int,
         op: u8,
         flags: u8,
+        want: u64,
         user_data: *mut c_void,
     ) -> Option<Submitting<'a>> {
         let slot = shared.slots.pop(shared)?;
+        slot.want.store(want, Ordering::Relaxed);
         slot.fd.store(fd, Ordering::Relaxed);
         slot.op.store(op, Ordering::Relaxed);
         slot.flags.store(flags, Ordering::Relaxed);
@@ -298,6 +459,19 @@ impl<'a> Submitting<'a> {
             table: &shared.slots,
             slot,
         })
+    }
+
+    /// The slot being submitted.
+    pub(crate) fn slot(&self) -> &'a Slot {
+        self.slot
+    }
+
+    /// Keeps `SUB` for a held request (see [`crate::link`]), which publishes its handle when it
+    /// is finally submitted. Returns the C handle.
+    pub(crate) fn hold(self) -> *mut Slot {
+        let ptr = std::ptr::from_ref(self.slot).cast_mut();
+        std::mem::forget(self);
+        ptr
     }
 
     /// The completion to hand to the engine with the request.
@@ -365,6 +539,17 @@ pub unsafe extern "C" fn aura_cancel(engine: *mut CEngine, req: *mut Slot) -> c_
         let shared = ce.shared();
         if !std::ptr::eq(slot.owner, shared) {
             return fail(EINVAL);
+        }
+        if slot.flags() & F_HELD != 0 {
+            // Held behind a linked head: flag it, fence, then read the state (`link::Held::
+            // release` does the opposite; modelled in tests/loom_link.rs). While it is still held, the
+            // release completes it with -ECANCELED instead of submitting it.
+            slot.set_flag(F_CANCEL);
+            fence(Ordering::SeqCst);
+            let s = slot.state.load(Ordering::SeqCst);
+            if s & (SUB | COMP) == SUB | COMP {
+                return 0;
+            }
         }
         let handle = match pinned_handle(shared, slot) {
             Ok(h) => h,
@@ -450,9 +635,10 @@ pub unsafe extern "C" fn aura_request_is_linked(req: *const Slot) -> bool {
     })
 }
 
-/// `int aura_request_set_linked(aura_request_t *req)`: linking is not supported (the engine
-/// cannot flag an SQE it already queued); EINVAL outside THREAD_LOCAL mode, as the original,
-/// ENOTSUP inside it.
+/// `int aura_request_set_linked(aura_request_t *req)`: the calling thread's next submission on
+/// this engine runs only after `req` succeeded, and completes with `-ECANCELED` if `req` fails
+/// (see [`crate::link`] for how). THREAD_LOCAL mode only, as in the original: EINVAL otherwise,
+/// and for a request that already completed or already has a successor.
 ///
 /// # Safety
 ///
@@ -469,7 +655,9 @@ pub unsafe extern "C" fn aura_request_set_linked(req: *mut Slot) -> c_int {
         if !shared.thread_local_mode || !slot.pending() {
             return fail(EINVAL);
         }
-        set_errno(ENOTSUP);
-        -1
+        match crate::link::open(shared, slot) {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        }
     })
 }

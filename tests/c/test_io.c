@@ -6,7 +6,7 @@
  * aura_request_pending, aura_request_fd, aura_request_user_data, aura_request_op_type,
  * aura_request_is_linked, aura_request_set_linked, aura_get_poll_fd, aura_poll, aura_wait,
  * aura_flush, aura_run, aura_stop, aura_drain, aura_in_callback_context, aura_destroy (with
- * I/O in flight), aura_create_with_options (THREAD_LOCAL).
+ * I/O in flight), aura_create_with_options (THREAD_LOCAL, linked chains).
  */
 #include "test_common.h"
 
@@ -270,24 +270,186 @@ static void request_getters(void) {
     close(p[0]);
     close(p[1]);
 
-    /* THREAD_LOCAL engine: linking is documented as not supported (ENOTSUP). */
+    /* Linking needs AURA_SELECT_THREAD_LOCAL: see linked_chains(). */
+}
+
+/* --- linked requests (aura_request_set_linked, THREAD_LOCAL mode) ----------------------- */
+
+/* The order callbacks ran in, and their results. */
+static int link_order[16];
+static ssize_t link_result[16];
+static int link_n;
+
+static void link_cb(aura_request_t *req, ssize_t result, void *ud) {
+    (void)req;
+    if (link_n < 16) {
+        link_order[link_n] = (int)(intptr_t)ud;
+        link_result[link_n] = result;
+    }
+    link_n++;
+}
+
+static void link_reset(void) {
+    link_n = 0;
+    memset(link_order, 0, sizeof link_order);
+    for (int i = 0; i < 16; i++) link_result[i] = -1000000;
+}
+
+static aura_engine_t *thread_local_engine(void) {
     aura_options_t o;
     aura_options_init(&o);
     o.ring_select = AURA_SELECT_THREAD_LOCAL;
     o.ring_count = 1;
-    aura_engine_t *tl = aura_create_with_options(&o);
-    CHECK(tl != NULL);
-    if (tl) {
-        char b2[16] = {0};
-        t_rec_init(&r);
-        aura_request_t *q = aura_read(tl, fd, aura_buf(b2), 16, 0, 0, t_cb, &r);
-        CHECK(q != NULL);
-        if (q) CHECK_FAIL_ERRNO(aura_request_set_linked(q), ENOTSUP);
-        CHECK(t_wait_rec(tl, &r) == 0);
-        CHECK_EQ(r.result, 16);
-        CHECK(t_matches(b2, 16, 1, 0));
-        aura_destroy(tl);
+    return aura_create_with_options(&o);
+}
+
+static void linked_chains(void) {
+    aura_engine_t *tl = thread_local_engine();
+    REQUIRE(tl != NULL);
+    char wpath[512];
+    int wfd = t_tempfile(wpath, sizeof wpath, 0, 0);
+    static unsigned char wbuf[8192], rbuf[8192];
+    t_fill(wbuf, sizeof wbuf, 9, 0);
+    memset(rbuf, 0, sizeof rbuf);
+
+    /* write -> fsync -> read back: run in order, each after the previous succeeded. */
+    link_reset();
+    aura_request_t *a = aura_write(tl, wfd, aura_buf(wbuf), sizeof wbuf, 0, 0, link_cb, (void *)1);
+    REQUIRE(a != NULL);
+    CHECK(!aura_request_is_linked(a));
+    CHECK_OK(aura_request_set_linked(a));
+    CHECK_OK(aura_request_set_linked(a)); /* twice on the same head: still one link */
+    CHECK(aura_request_is_linked(a));
+    aura_request_t *b = aura_fsync(tl, wfd, 0, 0, link_cb, (void *)2);
+    REQUIRE(b != NULL);
+    CHECK(aura_request_pending(b));
+    CHECK_FAIL_ERRNO(aura_request_set_linked(a), EINVAL); /* a already has its successor */
+    CHECK_OK(aura_request_set_linked(b));
+    aura_request_t *c = aura_read(tl, wfd, aura_buf(rbuf), sizeof rbuf, 0, 0, link_cb, (void *)3);
+    REQUIRE(c != NULL);
+    CHECK(!aura_request_is_linked(c));
+    REQUIRE(t_wait_count(tl, &link_n, 3) == 0);
+    CHECK_EQ(link_n, 3);
+    CHECK_EQ(link_order[0], 1);
+    CHECK_EQ(link_order[1], 2);
+    CHECK_EQ(link_order[2], 3);
+    CHECK_EQ(link_result[0], (ssize_t)sizeof wbuf);
+    CHECK_EQ(link_result[1], 0);
+    CHECK_EQ(link_result[2], (ssize_t)sizeof rbuf);
+    CHECK(t_matches(rbuf, sizeof rbuf, 9, 0));
+
+    /* A failing head (-EBADF: reading a write-only fd) cancels the rest of the chain, after its
+     * own callback, and the request after the chain runs normally. */
+    int wo = open(wpath, O_WRONLY);
+    REQUIRE(wo >= 0);
+    link_reset();
+    a = aura_read(tl, wo, aura_buf(rbuf), 512, 0, 0, link_cb, (void *)1);
+    REQUIRE(a != NULL);
+    CHECK_OK(aura_request_set_linked(a));
+    b = aura_read(tl, wfd, aura_buf(rbuf), 512, 0, 0, link_cb, (void *)2);
+    REQUIRE(b != NULL);
+    CHECK_OK(aura_request_set_linked(b));
+    c = aura_write(tl, wfd, aura_buf(wbuf), 512, 0, 0, link_cb, (void *)3);
+    REQUIRE(c != NULL);
+    aura_request_t *d = aura_read(tl, wfd, aura_buf(rbuf + 4096), 16, 0, 0, link_cb, (void *)4);
+    REQUIRE(d != NULL);
+    REQUIRE(t_wait_count(tl, &link_n, 4) == 0);
+    CHECK_EQ(link_n, 4);
+    for (int i = 0; i < 4 && i < link_n; i++) {
+        int who = link_order[i];
+        if (who == 1) CHECK_EQ(link_result[i], -EBADF);
+        else if (who == 2 || who == 3) CHECK_EQ(link_result[i], -ECANCELED);
+        else CHECK_EQ(link_result[i], 16);
     }
+    /* The head's callback came before its successors', and 2 before 3. */
+    int pos[5] = {0};
+    for (int i = 0; i < 4 && i < link_n; i++) pos[link_order[i]] = i;
+    CHECK(pos[1] < pos[2]);
+    CHECK(pos[2] < pos[3]);
+    close(wo);
+
+    /* A short read breaks the chain too (IOSQE_IO_LINK's rule). */
+    link_reset();
+    a = aura_read(tl, wfd, aura_buf(rbuf), 64, (off_t)sizeof wbuf - 16, 0, link_cb, (void *)1);
+    REQUIRE(a != NULL);
+    CHECK_OK(aura_request_set_linked(a));
+    b = aura_fsync(tl, wfd, 0, 0, link_cb, (void *)2);
+    REQUIRE(b != NULL);
+    REQUIRE(t_wait_count(tl, &link_n, 2) == 0);
+    CHECK_EQ(link_order[0], 1);
+    CHECK_EQ(link_result[0], 16);
+    CHECK_EQ(link_order[1], 2);
+    CHECK_EQ(link_result[1], -ECANCELED);
+
+    /* The head completes before the successor is submitted: success lets it run, failure
+     * cancels it (its callback still runs in wait, not in the submission). */
+    link_reset();
+    a = aura_fsync(tl, wfd, 0, 0, link_cb, (void *)1);
+    REQUIRE(a != NULL);
+    CHECK_OK(aura_request_set_linked(a));
+    REQUIRE(t_wait_count(tl, &link_n, 1) == 0);
+    CHECK_FAIL_ERRNO(aura_request_set_linked(a), EINVAL); /* completed */
+    b = aura_read(tl, wfd, aura_buf(rbuf), 32, 0, 0, link_cb, (void *)2);
+    REQUIRE(b != NULL);
+    REQUIRE(t_wait_count(tl, &link_n, 2) == 0);
+    CHECK_EQ(link_result[1], 32);
+    wo = open(wpath, O_WRONLY);
+    REQUIRE(wo >= 0);
+    link_reset();
+    a = aura_read(tl, wo, aura_buf(rbuf), 32, 0, 0, link_cb, (void *)1);
+    REQUIRE(a != NULL);
+    CHECK_OK(aura_request_set_linked(a));
+    REQUIRE(t_wait_count(tl, &link_n, 1) == 0);
+    CHECK_EQ(link_result[0], -EBADF);
+    b = aura_read(tl, wfd, aura_buf(rbuf), 32, 0, 0, link_cb, (void *)2);
+    REQUIRE(b != NULL);
+    CHECK_EQ(link_n, 1); /* not run inside the submission */
+    REQUIRE(t_wait_count(tl, &link_n, 2) == 0);
+    CHECK_EQ(link_result[1], -ECANCELED);
+    close(wo);
+
+    /* Cancelling a held successor: it completes with -ECANCELED once its head does, and is
+     * never submitted (the pipe keeps the head in flight meanwhile). */
+    int p[2];
+    REQUIRE(pipe(p) == 0);
+    char pbuf[8] = {0};
+    link_reset();
+    a = aura_read(tl, p[0], aura_buf(pbuf), sizeof pbuf, 0, 0, link_cb, (void *)1);
+    REQUIRE(a != NULL);
+    CHECK_OK(aura_request_set_linked(a));
+    b = aura_write(tl, wfd, aura_buf(wbuf), 64, 0, 0, link_cb, (void *)2);
+    REQUIRE(b != NULL);
+    CHECK_OK(aura_flush(tl));
+    CHECK(aura_request_pending(a));
+    CHECK(aura_request_pending(b));
+    CHECK_OK(aura_cancel(tl, b));
+    CHECK_EQ(aura_poll(tl), 0);
+    CHECK_EQ(write(p[1], "pipedata", 8), 8);
+    REQUIRE(t_wait_count(tl, &link_n, 2) == 0);
+    CHECK_EQ(link_n, 2);
+    for (int i = 0; i < 2; i++) /* no order promised between a cancel and its head */
+        CHECK_EQ(link_result[i], link_order[i] == 1 ? 8 : -ECANCELED);
+    CHECK(link_order[0] + link_order[1] == 3);
+
+    /* Destroy with a held successor: the drain completes the head (the pipe is written first)
+     * and then the successor, before aura_destroy returns. */
+    link_reset();
+    a = aura_read(tl, p[0], aura_buf(pbuf), sizeof pbuf, 0, 0, link_cb, (void *)1);
+    REQUIRE(a != NULL);
+    CHECK_OK(aura_request_set_linked(a));
+    b = aura_read(tl, wfd, aura_buf(rbuf), 128, 0, 0, link_cb, (void *)2);
+    REQUIRE(b != NULL);
+    CHECK_EQ(write(p[1], "pipedata", 8), 8);
+    aura_destroy(tl);
+    CHECK_EQ(link_n, 2);
+    CHECK_EQ(link_order[0], 1);
+    CHECK_EQ(link_result[0], 8);
+    CHECK_EQ(link_order[1], 2);
+    CHECK(link_result[1] == 128 || link_result[1] == -ESHUTDOWN);
+    close(p[0]);
+    close(p[1]);
+    close(wfd);
+    unlink(wpath);
 }
 
 /* --- cancel --------------------------------------------------------------------------------- */
@@ -552,6 +714,7 @@ int main(void) {
     vectored();
     fsyncs();
     request_getters();
+    linked_chains();
     cancels();
     event_loop();
     destroy_in_flight();
