@@ -346,6 +346,31 @@ static void task_abort_child() {
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
 }
 
+static void linked(TempFile &f) {
+    // THREAD_LOCAL engines link: write -> fsync -> read back, in order.
+    aura::Engine tl(aura::Options().ring_count(1).ring_select(aura::RingSelect::ThreadLocal));
+    char w[512], r[512] = {0};
+    for (size_t i = 0; i < sizeof w; i++) w[i] = static_cast<char>(pat(i + 7));
+    std::vector<int> order;
+    std::vector<ssize_t> res;
+    auto rec = [&](int who) {
+        return [&, who](aura::Request &, ssize_t n) {
+            order.push_back(who);
+            res.push_back(n);
+        };
+    };
+    aura::Request a = tl.write(f.fd, w, sizeof w, 4096, rec(1));
+    a.set_linked();
+    CHECK(a.is_linked());
+    aura::Request b = tl.fsync(f.fd, rec(2));
+    b.set_linked();
+    tl.read(f.fd, r, sizeof r, 4096, rec(3));
+    tl.drain();
+    CHECK(order == (std::vector<int>{1, 2, 3}));
+    CHECK(res == (std::vector<ssize_t>{512, 0, 512}));
+    CHECK(std::memcmp(w, r, sizeof w) == 0);
+}
+
 int main() {
     std::setvbuf(stdout, nullptr, _IONBF, 0);
     try {
@@ -356,6 +381,7 @@ int main() {
         callback_exception(engine, f);
         cancel_and_loop(engine);
         registration_stats_log(engine, f);
+        linked(f);
     } catch (const aura::Error &e) {
         std::fprintf(stderr, "unexpected aura::Error: %s\n", e.what());
         failures++;
