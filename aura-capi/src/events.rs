@@ -57,6 +57,34 @@ fn finish(ce: &CEngine, r: aura_std::Result<usize>) -> c_int {
     }
 }
 
+/// Drains the engine and the linked requests held behind it (or waiting for room): until
+/// nothing is pending, or `timeout_ms` (-1: no limit). Returns the completions processed.
+pub(crate) fn drain_all(ce: &CEngine, timeout_ms: c_int) -> aura_std::Result<usize> {
+    let shared = ce.shared();
+    let deadline = (timeout_ms >= 0)
+        .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64));
+    let mut total = 0;
+    loop {
+        crate::link::retry_held(shared);
+        let left = match deadline {
+            None => -1,
+            Some(d) => d
+                .saturating_duration_since(std::time::Instant::now())
+                .as_millis()
+                .min(c_int::MAX as u128) as c_int,
+        };
+        total += ce.engine().drain(left)?;
+        // A held request waits behind a pending head (then the engine was not drained) or
+        // for room (then the retry above submits it): either way, go round again.
+        if shared.held.load(Ordering::SeqCst) == 0 {
+            return Ok(total);
+        }
+        if left == 0 {
+            return Err(aura_std::Error::TimedOut);
+        }
+    }
+}
+
 /// `int aura_get_poll_fd(const aura_engine_t *engine)`.
 ///
 /// # Safety
@@ -86,7 +114,9 @@ pub unsafe extern "C" fn aura_poll(engine: *mut CEngine) -> c_int {
             Ok(ce) => ce,
             Err(e) => return fail(e),
         };
+        crate::link::retry_held(ce.shared());
         let r = ce.engine().poll();
+        crate::link::retry_held(ce.shared());
         let n = finish(ce, r);
         let fatal = ce.shared().fatal.load(Ordering::Acquire);
         if n == 0 && fatal != 0 {
@@ -109,7 +139,9 @@ pub unsafe extern "C" fn aura_wait(engine: *mut CEngine, timeout_ms: c_int) -> c
             Ok(ce) => ce,
             Err(e) => return fail(e),
         };
+        crate::link::retry_held(ce.shared());
         let r = ce.engine().wait(timeout_ms.max(-1));
+        crate::link::retry_held(ce.shared());
         finish(ce, r)
     })
 }
@@ -150,9 +182,12 @@ pub unsafe extern "C" fn aura_drain(engine: *mut CEngine, timeout_ms: c_int) -> 
             Err(e) => return fail(e),
         };
         let r = if timeout_ms == 0 {
-            ce.engine().poll()
+            crate::link::retry_held(ce.shared());
+            let r = ce.engine().poll();
+            crate::link::retry_held(ce.shared());
+            r
         } else {
-            ce.engine().drain(timeout_ms.max(-1))
+            drain_all(ce, timeout_ms.max(-1))
         };
         finish(ce, r)
     })
@@ -200,7 +235,9 @@ pub unsafe extern "C" fn aura_run(engine: *mut CEngine) {
         };
         let shared = ce.shared();
         while !shared.stop.swap(false, Ordering::AcqRel) {
+            crate::link::retry_held(shared);
             let r = ce.engine().wait(100);
+            crate::link::retry_held(shared);
             crate::buffers::finish_deferred(ce);
             match r {
                 Ok(0) if ce.engine().pending_count() == 0 => sleep_on_poll_fd(ce, 10),
@@ -212,7 +249,7 @@ pub unsafe extern "C" fn aura_run(engine: *mut CEngine) {
                 }
             }
         }
-        let r = ce.engine().drain(10_000);
+        let r = drain_all(ce, 10_000);
         crate::buffers::finish_deferred(ce);
         if let Err(e) = r {
             log(AURA_LOG_WARN, &format!("aura_run: final drain: {e}"));

@@ -57,7 +57,7 @@ fn submit<F>(
     f: F,
 ) -> *mut Slot
 where
-    F: FnOnce(&Engine, Completion) -> aura_std::Result<RequestHandle> + Send + 'static,
+    F: FnMut(&Engine, Completion) -> aura_std::Result<RequestHandle> + Send + 'static,
 {
     let shared: &Shared = ce.shared();
     if shared.destroying.load(Ordering::Relaxed) {
@@ -75,6 +75,7 @@ where
             return submit_linked(ce, &link, sub, callback, Box::new(f));
         }
     }
+    let mut f = f;
     match f(ce.engine(), sub.completion(callback)) {
         Ok(handle) => sub.publish(handle),
         Err(e) => {
@@ -94,21 +95,15 @@ fn submit_linked(
     callback: AuraCallback,
     f: link::Submit,
 ) -> *mut Slot {
-    let completion = sub.completion(callback);
-    let result = match link.successor(
-        ce.engine(),
-        ce.shared(),
-        sub.slot(),
-        callback,
-        completion,
-        f,
-    ) {
+    let result = match link.successor(ce.engine(), ce.shared(), sub.slot(), callback, f) {
         Next::Held => return sub.hold(),
-        Next::SubmitNow(f, c) => f(ce.engine(), c),
+        Next::SubmitNow(mut f) => f(ce.engine(), sub.completion(callback)),
         // Through the ring, so the callback runs in poll / wait like any other.
-        Next::Cancel(c) => ce
-            .engine()
-            .nop(move |_| c.complete(Err(aura_std::Error::Cancelled))),
+        Next::Cancel => {
+            let c = sub.completion(callback);
+            ce.engine()
+                .nop(move |_| c.complete(Err(aura_std::Error::Cancelled)))
+        }
     };
     match result {
         Ok(handle) => sub.publish(handle),
@@ -121,6 +116,7 @@ fn submit_linked(
 
 /// A pointer the kernel writes through, moved into a submission (which may run on another
 /// thread when it is held behind a link).
+#[derive(Clone, Copy)]
 struct OutPtr(*mut u8);
 
 // SAFETY: the pointee is the C caller's, who keeps it valid until the callback (the API
@@ -327,7 +323,7 @@ fn fd_op(
     op: u8,
     callback: AuraCallback,
     user_data: *mut c_void,
-    f: impl FnOnce(&Engine, c_int, Completion) -> aura_std::Result<RequestHandle> + Send + 'static,
+    mut f: impl FnMut(&Engine, c_int, Completion) -> aura_std::Result<RequestHandle> + Send + 'static,
 ) -> *mut Slot {
     // SAFETY: `engine` is NULL or a live engine (the export's contract).
     let Some(ce) = (unsafe { opt_ref(engine) }) else {

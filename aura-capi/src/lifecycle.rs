@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::os::raw::c_int;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use aura_std::{Buffer, Engine, Options, RingSelect};
@@ -57,6 +57,13 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     /// Unique among the engines of this process (links left open by a thread name it).
     pub(crate) serial: u64,
+    /// Requests held behind a linked head or waiting in `retry` (counted as pending).
+    pub(crate) held: AtomicUsize,
+    /// Held requests the engine refused for lack of room (`EAGAIN`), submitted again by the next
+    /// poll / wait / drain.
+    pub(crate) retry: Mutex<Vec<crate::link::Held>>,
+    /// `retry.len()`, readable without the lock.
+    pub(crate) retry_len: AtomicUsize,
 }
 
 /// The next engine serial.
@@ -88,6 +95,9 @@ impl CEngine {
             destroying: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+            held: AtomicUsize::new(0),
+            retry: Mutex::new(Vec::new()),
+            retry_len: AtomicUsize::new(0),
         });
         CEngine {
             engine: ManuallyDrop::new(engine),
@@ -357,8 +367,12 @@ pub unsafe extern "C" fn aura_destroy(engine: *mut CEngine) {
         let ce = unsafe { Box::from_raw(engine) };
         let shared = ce.shared();
         shared.destroying.store(true, Ordering::Release);
-        // Drain (callbacks run here; they may still cancel or release registrations).
-        let _ = ce.engine().drain(10_000);
+        // Drain (callbacks run here; they may still cancel or release registrations; held
+        // linked requests are submitted as their heads complete).
+        let _ = crate::events::drain_all(&ce, 10_000);
+        // Nothing may outlive the engine: held requests still waiting for room are completed
+        // with -ECANCELED.
+        crate::link::cancel_retries(shared);
         // Registrations go with the rings. Dropping drains again (cancelling what is left after 10 s) before freeing anything.
         drop(ce);
     })

@@ -12,7 +12,10 @@
 //!   kernel's rule for `IOSQE_IO_LINK`) completes every later link of the chain with
 //!   `-ECANCELED`, after the head's own callback;
 //! - cancelling a held request completes it with `-ECANCELED` without submitting it (and so
-//!   cancels the rest of its chain).
+//!   cancels the rest of its chain);
+//! - a held request the engine has no room for when its head completes (`EAGAIN`: the request
+//!   table or the ring is full) is submitted again by the next poll / wait / drain; held
+//!   requests count as pending, and drain and destroy wait for them.
 //!
 //! The cost is one completion round trip between the links (the kernel would start the next
 //! SQE itself). The Rust API's `Engine::chain` submits a chain with real `IOSQE_IO_LINK`s.
@@ -26,18 +29,19 @@
 
 use std::cell::RefCell;
 use std::ptr::NonNull;
-use std::sync::atomic::fence;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aura_std::{Engine, Error, RequestHandle};
 
 use crate::lifecycle::Shared;
-use crate::request::{Completion, Slot, COMP, F_CANCEL, F_HELD, F_LINKED, RUN, SUB};
+use crate::request::{Completion, Slot, F_CANCEL, F_HELD, F_LINKED, SUB};
 use crate::types::AuraCallback;
 
-/// A submission waiting for an engine: what the C call would have done at once.
+/// A submission waiting for an engine: what the C call would have done at once. It may be
+/// attempted again when the engine had no room (`EAGAIN`).
 pub(crate) type Submit =
-    Box<dyn FnOnce(&Engine, Completion) -> aura_std::Result<RequestHandle> + Send>;
+    Box<dyn FnMut(&Engine, Completion) -> aura_std::Result<RequestHandle> + Send>;
 
 /// Where a link stands.
 enum State {
@@ -56,19 +60,20 @@ pub(crate) struct Link {
     state: Mutex<State>,
 }
 
-/// A successor held until its head completes.
+/// A successor held until its head completes (or, refused for lack of room, until the next
+/// poll / wait / drain). Its slot keeps `SUB` and `COMP` meanwhile, and it is counted in
+/// `Shared::held`.
 pub(crate) struct Held {
     engine: Engine,
     slot: NonNull<Slot>,
     shared: NonNull<Shared>,
     callback: AuraCallback,
-    completion: Completion,
     submit: Submit,
 }
 
 // SAFETY: `slot` and `shared` point into the engine state, which outlives every request of the
-// engine (a held request is one: the engine drains its head, which resolves it, before the
-// state is freed); the completion and submission are Send themselves.
+// engine (a held request is one: the engine drains its head, which resolves it, and destroy
+// completes whatever still waits for room, before the state is freed); the submission is Send.
 unsafe impl Send for Held {}
 
 thread_local! {
@@ -77,8 +82,8 @@ thread_local! {
     static OPEN: RefCell<Option<(u64, Arc<Link>)>> = const { RefCell::new(None) };
 }
 
-fn lock(link: &Link) -> std::sync::MutexGuard<'_, State> {
-    link.state.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `aura_request_set_linked(head)` for the calling thread: returns 0 or an errno.
@@ -122,44 +127,44 @@ pub(crate) enum Next {
     /// Held behind the head: return the handle, submit nothing.
     Held,
     /// The head already succeeded: submit it now.
-    SubmitNow(Submit, Completion),
+    SubmitNow(Submit),
     /// The head already failed: complete it with `-ECANCELED` (through the ring, so the
     /// callback runs in poll / wait like any other).
-    Cancel(Completion),
+    Cancel,
 }
 
 impl Link {
-    /// Gives the link its successor. The slot keeps `SUB` while it is held.
+    /// Gives the link its successor, whose slot holds `SUB` and `COMP`; while it is held it
+    /// keeps both.
     pub(crate) fn successor(
         &self,
         engine: &Engine,
         shared: &Shared,
         slot: &Slot,
         callback: AuraCallback,
-        completion: Completion,
         submit: Submit,
     ) -> Next {
-        let mut st = lock(self);
+        let mut st = lock(&self.state);
         match std::mem::replace(&mut *st, State::Closed) {
             State::Open => {
                 slot.set_flag(F_HELD);
+                shared.held.fetch_add(1, Ordering::SeqCst);
                 *st = State::Waiting(Held {
                     engine: engine.clone(),
                     slot: NonNull::from(slot),
                     shared: NonNull::from(shared),
                     callback,
-                    completion,
                     submit,
                 });
                 Next::Held
             }
-            State::Resolved(true) => Next::SubmitNow(submit, completion),
-            State::Resolved(false) => Next::Cancel(completion),
+            State::Resolved(true) => Next::SubmitNow(submit),
+            State::Resolved(false) => Next::Cancel,
             // A link is taken from the thread-local once, so it has one successor at most.
             other @ (State::Waiting(_) | State::Closed) => {
                 *st = other;
                 debug_assert!(false, "a link got two successors");
-                Next::SubmitNow(submit, completion)
+                Next::SubmitNow(submit)
             }
         }
     }
@@ -168,7 +173,7 @@ impl Link {
     /// Runs on the thread completing the head, in callback context.
     pub(crate) fn resolve(&self, ok: bool) {
         let held = {
-            let mut st = lock(self);
+            let mut st = lock(&self.state);
             match std::mem::replace(&mut *st, State::Closed) {
                 State::Open => {
                     *st = State::Resolved(ok);
@@ -182,62 +187,97 @@ impl Link {
             }
         };
         if let Some(h) = held {
-            h.release(ok);
+            if ok {
+                h.attempt();
+            } else {
+                h.complete(Err(Error::Cancelled));
+            }
         }
     }
 }
 
 impl Held {
-    /// Submits the held request (or completes it with `-ECANCELED` when its head failed or it
-    /// was cancelled), publishing its handle and giving up `SUB`.
-    fn release(self, ok: bool) {
-        let Held {
-            engine,
-            slot,
-            shared,
-            callback,
-            completion,
-            submit,
-        } = self;
-        // SAFETY: see `Send for Held`: the slot and the state outlive the request.
-        let (slot, shared) = unsafe { (slot.as_ref(), shared.as_ref()) };
+    /// The slot and the engine state, not tied to a borrow of `self` (they outlive it).
+    fn parts<'a>(&self) -> (&'a Slot, &'a Shared) {
+        // SAFETY: see `Send for Held`: the slot and the state outlive the request, and with it
+        // this value.
+        unsafe { (self.slot.as_ref(), self.shared.as_ref()) }
+    }
+
+    /// Completes the held request without submitting it: gives up `SUB` (`COMP` keeps the
+    /// slot) and finishes it like a completion with `result`.
+    fn complete(self, result: aura_std::Result<usize>) {
+        let (slot, shared) = self.parts();
+        let callback = self.callback;
+        shared.held.fetch_sub(1, Ordering::SeqCst);
+        shared.slots.release(slot, SUB);
+        Completion::unsubmitted(slot, callback).complete(result);
+    }
+
+    /// Submits the held request (or completes it with `-ECANCELED` if it was cancelled),
+    /// publishing its handle and giving up `SUB`. Refused for lack of room, it waits in the
+    /// engine's retry list.
+    fn attempt(mut self) {
+        let (slot, shared) = self.parts();
         // An early look: a cancel that came before needs no submission. The check that counts
         // is the one after `SUB` is given back, below.
-        if !ok || slot.flags_seqcst() & F_CANCEL != 0 {
-            // Never submitted: give up SUB (COMP keeps the slot) and complete in place.
-            shared.slots.release(slot, SUB);
-            completion.complete(Err(Error::Cancelled));
+        if slot.flags_seqcst() & F_CANCEL != 0 {
+            self.complete(Err(Error::Cancelled));
             return;
         }
-        match submit(&engine, completion) {
+        let attempt = Completion::for_held(slot, self.callback);
+        match (self.submit)(&self.engine, attempt) {
             Ok(handle) => {
+                shared.held.fetch_sub(1, Ordering::SeqCst);
                 slot.publish_held(handle);
                 // `SUB` gone, fence, then read the flag; `aura_cancel` sets the flag, fences,
                 // then reads the state (the Dekker pattern, modelled in tests/loom_link.rs):
                 // either it sees `SUB` gone and cancels the handle itself, or this load sees
-                // its flag. Both may cancel; the second finds nothing.
-                fence(std::sync::atomic::Ordering::SeqCst);
+                // its flag. Both may cancel; the second finds nothing. (The slot may be reused
+                // by now; a stray cancel of a finished handle finds nothing either.)
+                fence(Ordering::SeqCst);
                 if slot.flags_seqcst() & F_CANCEL != 0 {
-                    let _ = engine.cancel(handle);
+                    let _ = self.engine.cancel(handle);
                 }
             }
-            // The engine dropped the completion (COMP given back) without a callback.
-            Err(e) => finish_held(shared, slot, callback, Err(e)),
+            // No room (the request table or the ring is full): the next poll / wait / drain
+            // tries again, after completions made room.
+            Err(Error::WouldBlock) => {
+                let mut q = lock(&shared.retry);
+                q.push(self);
+                shared.retry_len.store(q.len(), Ordering::Release);
+            }
+            // The engine refused it for good (shut down, registration draining, ...): its
+            // callback gets the error.
+            Err(e) => self.complete(Err(e)),
         }
     }
 }
 
-/// Runs the callback of a held request that will never reach the kernel, in place of its
-/// completion: turns the slot's `SUB` into `RUN` and finishes like a completion.
-fn finish_held(
-    shared: &Shared,
-    slot: &Slot,
-    callback: AuraCallback,
-    result: aura_std::Result<usize>,
-) {
-    // COMP is already gone (the completion was dropped); the slot is held by SUB alone.
-    debug_assert_eq!(slot.state_now() & (COMP | SUB), SUB);
-    slot.add_state(RUN);
-    shared.slots.release(slot, SUB);
-    crate::request::finish(shared, slot, callback, result);
+/// Submits again the held requests the engine had no room for. Called by poll / wait / drain
+/// (outside callbacks, which may run here for requests that fail for good).
+pub(crate) fn retry_held(shared: &Shared) {
+    if shared.retry_len.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let waiting = {
+        let mut q = lock(&shared.retry);
+        shared.retry_len.store(0, Ordering::Release);
+        std::mem::take(&mut *q)
+    };
+    for h in waiting {
+        h.attempt();
+    }
+}
+
+/// Completes with `-ECANCELED` every held request still waiting for room (engine destroy).
+pub(crate) fn cancel_retries(shared: &Shared) {
+    let waiting = {
+        let mut q = lock(&shared.retry);
+        shared.retry_len.store(0, Ordering::Release);
+        std::mem::take(&mut *q)
+    };
+    for h in waiting {
+        h.complete(Err(Error::Cancelled));
+    }
 }

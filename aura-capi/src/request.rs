@@ -132,16 +132,6 @@ impl Slot {
         self.flags.fetch_or(flag, Ordering::SeqCst);
     }
 
-    /// The state bits now (for assertions).
-    pub(crate) fn state_now(&self) -> u32 {
-        self.state.load(Ordering::SeqCst)
-    }
-
-    /// Adds a hold to the state (the caller holds another bit, so the slot is not free).
-    pub(crate) fn add_state(&self, bits: u32) {
-        self.state.fetch_add(bits, Ordering::SeqCst);
-    }
-
     /// The link stored on this slot (only compared, never dereferenced).
     pub(crate) fn link_ptr(&self) -> *const Link {
         self.link.load(Ordering::SeqCst)
@@ -352,6 +342,9 @@ impl Drop for SlotTable {
 pub(crate) struct Completion {
     slot: NonNull<Slot>,
     callback: AuraCallback,
+    /// A held request's submission attempt: dropped unrun (the engine refused it), it leaves
+    /// the slot as it was, for the caller to retry or complete.
+    held: bool,
 }
 
 // SAFETY: the slot is in a table that outlives every request of its engine (the engine drains
@@ -360,6 +353,25 @@ pub(crate) struct Completion {
 unsafe impl Send for Completion {}
 
 impl Completion {
+    /// The completion of a held request's submission attempt (see `held`).
+    pub(crate) fn for_held(slot: &Slot, callback: AuraCallback) -> Completion {
+        Completion {
+            slot: NonNull::from(slot),
+            callback,
+            held: true,
+        }
+    }
+
+    /// The completion of a request whose slot holds `COMP` and nothing else claims it (a held
+    /// request completed without reaching the engine).
+    pub(crate) fn unsubmitted(slot: &Slot, callback: AuraCallback) -> Completion {
+        Completion {
+            slot: NonNull::from(slot),
+            callback,
+            held: false,
+        }
+    }
+
     fn slot(&self) -> &Slot {
         // SAFETY: see `Send`: the slot outlives the request.
         unsafe { self.slot.as_ref() }
@@ -417,6 +429,10 @@ pub(crate) fn finish(
 
 impl Drop for Completion {
     fn drop(&mut self) {
+        if self.held {
+            // A held request's attempt the engine refused: the holder still owns the slot.
+            return;
+        }
         // The request never ran (its submission failed): no callback, give the part back. A
         // link cannot have been set on it (its handle was never returned), but a stale handle
         // could have: resolve it as failed so nothing waits on it.
@@ -479,6 +495,7 @@ impl<'a> Submitting<'a> {
         Completion {
             slot: NonNull::from(self.slot),
             callback,
+            held: false,
         }
     }
 

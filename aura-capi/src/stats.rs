@@ -3,6 +3,7 @@
 //! diagnostics").
 
 use std::os::raw::{c_char, c_int};
+use std::sync::atomic::Ordering;
 
 use aura_std::{Engine, Phase};
 
@@ -175,7 +176,11 @@ pub unsafe extern "C" fn aura_pending_count(engine: *const CEngine) -> c_int {
     boundary!(-1, {
         // SAFETY: this fn's contract.
         match unsafe { opt_ref(engine) } {
-            Some(ce) => clamp_int(ce.engine().pending_count() as u64),
+            // Held linked requests are pending too (submitted, not completed).
+            Some(ce) => clamp_int(
+                ce.engine().pending_count() as u64
+                    + ce.shared().held.load(Ordering::Relaxed) as u64,
+            ),
             None => fail(EINVAL),
         }
     })

@@ -2,7 +2,14 @@
  * count) on one engine, while the main thread alone runs aura_wait. Every callback must run
  * exactly once, with the right byte count and the right data, and nothing may stay pending.
  *
- * Functions: aura_read from 4 threads at once, aura_wait, aura_pending_count, aura_get_stats.
+ * Then linked chains: on a THREAD_LOCAL engine whose one ring all threads share, 4 threads x
+ * (count / 5) chains of read -> read (aura_request_set_linked), every 7th successor cancelled
+ * while it may still be held. Each callback runs once; a successor that was not cancelled runs
+ * after its head's callback and reads the right data; a cancelled one gets -ECANCELED or, if
+ * the cancel came too late, its data.
+ *
+ * Functions: aura_read from 4 threads at once, aura_wait, aura_pending_count, aura_get_stats,
+ * aura_request_set_linked, aura_cancel.
  */
 #include "test_common.h"
 
@@ -57,6 +64,117 @@ static void *submitter(void *arg) {
     return NULL;
 }
 
+/* --- linked chains ------------------------------------------------------------------------ */
+
+static aura_engine_t *L;
+static long chains_per_thread;
+static unsigned char *head_done; /* per chain: the head's callback ran (count) */
+static unsigned char *tail_calls; /* per chain: the successor's callback ran (count) */
+static long link_done, link_bad;
+
+static void on_head(aura_request_t *req, ssize_t result, void *ud) {
+    long c = (long)(intptr_t)ud;
+    (void)req;
+    if (result != READ_SIZE) ATOMIC_ADD(&link_bad, 1);
+    head_done[c]++;
+    ATOMIC_ADD(&link_done, 1);
+}
+
+static void on_tail(aura_request_t *req, ssize_t result, void *ud) {
+    long c = (long)(intptr_t)ud;
+    (void)req;
+    tail_calls[c]++;
+    int cancelled = c % 7 == 0;
+    if (result == -ECANCELED) {
+        if (!cancelled) ATOMIC_ADD(&link_bad, 1);
+    } else if (result != READ_SIZE || head_done[c] != 1 ||
+               !t_matches(bufs + ((size_t)c * 2 + 1) * READ_SIZE, READ_SIZE, 4,
+                          (size_t)offset_of(c * 2 + 1))) {
+        ATOMIC_ADD(&link_bad, 1);
+    }
+    ATOMIC_ADD(&link_done, 1);
+}
+
+static aura_request_t *read_retrying(long id, aura_callback_t cb, long c) {
+    for (;;) {
+        aura_request_t *r = aura_read(L, fd, aura_buf(bufs + (size_t)id * READ_SIZE), READ_SIZE,
+                                      offset_of(id), 0, cb, (void *)(intptr_t)c);
+        if (r || errno != EAGAIN) return r;
+        sched_yield();
+    }
+}
+
+static void *chainer(void *arg) {
+    long t = (long)(intptr_t)arg;
+    for (long i = 0; i < chains_per_thread; i++) {
+        long c = t * chains_per_thread + i;
+        aura_request_t *h = read_retrying(c * 2, on_head, c);
+        if (!h) {
+            ATOMIC_ADD(&submit_failures, 1);
+            return NULL;
+        }
+        /* EINVAL only when the head already completed: then the tail runs unlinked. */
+        if (aura_request_set_linked(h) != 0 && errno != EINVAL) ATOMIC_ADD(&link_bad, 1);
+        aura_request_t *tail = read_retrying(c * 2 + 1, on_tail, c);
+        if (!tail) {
+            ATOMIC_ADD(&submit_failures, 1);
+            return NULL;
+        }
+        /* 0, or EALREADY when it completed meanwhile (the tail's pointer stays valid: its
+         * slot is only reused by this engine, and a stale cancel is harmless). */
+        if (c % 7 == 0 && aura_cancel(L, tail) != 0 && errno != EALREADY)
+            ATOMIC_ADD(&link_bad, 1);
+    }
+    return NULL;
+}
+
+static void linked_stress(void) {
+    chains_per_thread = ops_per_thread / 5 > 0 ? ops_per_thread / 5 : 1;
+    long chains = THREADS * chains_per_thread;
+    aura_options_t o;
+    aura_options_init(&o);
+    o.ring_select = AURA_SELECT_THREAD_LOCAL;
+    o.ring_count = 1;
+    L = aura_create_with_options(&o);
+    REQUIRE(L != NULL);
+    head_done = (unsigned char *)calloc((size_t)chains, 1);
+    tail_calls = (unsigned char *)calloc((size_t)chains, 1);
+    REQUIRE(head_done && tail_calls);
+    memset(bufs, 0, (size_t)chains * 2 * READ_SIZE);
+    pthread_t th[THREADS];
+    for (long t = 0; t < THREADS; t++)
+        REQUIRE(pthread_create(&th[t], NULL, chainer, (void *)(intptr_t)t) == 0);
+    time_t last_progress = time(NULL);
+    long seen = 0;
+    while (ATOMIC_LOAD(&link_done) < 2 * chains && ATOMIC_LOAD(&submit_failures) == 0) {
+        int n = aura_wait(L, 100);
+        if (n < 0 && errno != ETIMEDOUT) REQUIRE(0);
+        if (n == 0) sched_yield();
+        long now_done = ATOMIC_LOAD(&link_done);
+        if (now_done != seen) {
+            seen = now_done;
+            last_progress = time(NULL);
+        } else if (time(NULL) - last_progress > 120) {
+            fprintf(stderr, "linked: no completion for 120 s: %ld of %ld done\n", now_done,
+                    2 * chains);
+            break;
+        }
+    }
+    for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    CHECK_EQ(ATOMIC_LOAD(&submit_failures), 0);
+    CHECK_EQ(ATOMIC_LOAD(&link_done), 2 * chains);
+    CHECK_EQ(ATOMIC_LOAD(&link_bad), 0);
+    long wrong = 0;
+    for (long c = 0; c < chains; c++) wrong += head_done[c] != 1 || tail_calls[c] != 1;
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(aura_pending_count(L), 0);
+    aura_destroy(L);
+    free(head_done);
+    free(tail_calls);
+    printf("%d threads x %ld linked chains: every callback ran exactly once, in order\n",
+           THREADS, chains_per_thread);
+}
+
 int main(void) {
     t_name = "test_stress";
     const char *env = getenv("AURA_STRESS_OPS");
@@ -108,6 +226,7 @@ int main(void) {
     CHECK_EQ(st.bytes_transferred, total * READ_SIZE);
     CHECK_EQ(st.current_in_flight, 0);
     aura_destroy(E);
+    linked_stress();
     free(calls);
     free(bufs);
     close(fd);
