@@ -64,6 +64,28 @@ static void *submitter(void *arg) {
     return NULL;
 }
 
+/* Runs aura_wait on `e` until `*done` reaches `target` (or a submitter failed), or 120 s pass
+ * without progress; then joins the submitting threads. */
+static void reap_until(aura_engine_t *e, long *done, long target, pthread_t *th) {
+    time_t last_progress = time(NULL);
+    long seen = 0;
+    while (ATOMIC_LOAD(done) < target && ATOMIC_LOAD(&submit_failures) == 0) {
+        int n = aura_wait(e, 100);
+        if (n < 0 && errno != ETIMEDOUT) REQUIRE(0);
+        if (n == 0) sched_yield(); /* nothing submitted yet */
+        long now_done = ATOMIC_LOAD(done);
+        if (now_done != seen) {
+            seen = now_done;
+            last_progress = time(NULL);
+        } else if (time(NULL) - last_progress > 120) {
+            fprintf(stderr, "no completion for 120 s: %ld of %ld done, %d pending\n", now_done,
+                    target, aura_pending_count(e));
+            break;
+        }
+    }
+    for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+}
+
 /* --- linked chains ------------------------------------------------------------------------ */
 
 static aura_engine_t *L;
@@ -144,23 +166,7 @@ static void linked_stress(void) {
     pthread_t th[THREADS];
     for (long t = 0; t < THREADS; t++)
         REQUIRE(pthread_create(&th[t], NULL, chainer, (void *)(intptr_t)t) == 0);
-    time_t last_progress = time(NULL);
-    long seen = 0;
-    while (ATOMIC_LOAD(&link_done) < 2 * chains && ATOMIC_LOAD(&submit_failures) == 0) {
-        int n = aura_wait(L, 100);
-        if (n < 0 && errno != ETIMEDOUT) REQUIRE(0);
-        if (n == 0) sched_yield();
-        long now_done = ATOMIC_LOAD(&link_done);
-        if (now_done != seen) {
-            seen = now_done;
-            last_progress = time(NULL);
-        } else if (time(NULL) - last_progress > 120) {
-            fprintf(stderr, "linked: no completion for 120 s: %ld of %ld done\n", now_done,
-                    2 * chains);
-            break;
-        }
-    }
-    for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    reap_until(L, &link_done, 2 * chains, th);
     CHECK_EQ(ATOMIC_LOAD(&submit_failures), 0);
     CHECK_EQ(ATOMIC_LOAD(&link_done), 2 * chains);
     CHECK_EQ(ATOMIC_LOAD(&link_bad), 0);
@@ -191,23 +197,7 @@ int main(void) {
     for (long t = 0; t < THREADS; t++)
         REQUIRE(pthread_create(&th[t], NULL, submitter, (void *)(intptr_t)t) == 0);
     /* Reap until every read completed, or 120 s passed without progress. */
-    time_t last_progress = time(NULL);
-    long seen = 0;
-    while (ATOMIC_LOAD(&completed) < total && ATOMIC_LOAD(&submit_failures) == 0) {
-        int n = aura_wait(E, 100);
-        if (n < 0 && errno != ETIMEDOUT) REQUIRE(0);
-        if (n == 0) sched_yield(); /* nothing submitted yet */
-        long now_done = ATOMIC_LOAD(&completed);
-        if (now_done != seen) {
-            seen = now_done;
-            last_progress = time(NULL);
-        } else if (time(NULL) - last_progress > 120) {
-            fprintf(stderr, "no completion for 120 s: %ld of %ld done, %d pending\n", now_done,
-                    total, aura_pending_count(E));
-            break;
-        }
-    }
-    for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    reap_until(E, &completed, total, th);
 
     CHECK_EQ(ATOMIC_LOAD(&submit_failures), 0);
     CHECK_EQ(ATOMIC_LOAD(&completed), total);
