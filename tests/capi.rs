@@ -515,6 +515,18 @@ fn example_cases(f: &ExampleFiles) -> BTreeMap<&'static str, Case> {
         ),
     );
     m.insert(
+        "linked_write",
+        case(
+            vec![out.clone()],
+            vec![
+                "write: 4096".into(),
+                "fsync: 0".into(),
+                "read back: 4096".into(),
+                "chain complete: data on disk and identical".into(),
+            ],
+        ),
+    );
+    m.insert(
         "registered_buffers",
         case(vec![out.clone()], vec!["identical".into(), "ENOENT".into()]),
     );
