@@ -1,8 +1,8 @@
 //! What the Engine costs over a bare ring: aura-std's `Engine` against an aura-core `Ring` loop
 //! doing the same I/O, measured in the same run.
 //!
-//! Both sides read a 256 MiB file that is in the page cache (written by the bench, then read once;
-//! created under `$ENGINE_OVERHEAD_DIR`, default the temp dir, and removed at exit), with
+//! Both sides read a 256 MiB file that is in the page cache (written by the bench, synced, then
+//! read once; created under `$ENGINE_OVERHEAD_DIR`, default the temp dir, and removed at exit), with
 //! page-aligned buffers from an aura-std buffer pool, preallocated.
 //!
 //! - `engine_overhead/read4k_qd32`: 4 KiB reads at random page offsets, 32 kept in flight: 32 are
@@ -29,6 +29,10 @@
 //! flushed only by `wait`/`poll`), and `engine-tuned` (queue depth 64, adaptive off, in-flight
 //! limit 32, `batch_threshold(0)`: the Engine set up for this loop). The ring's stats (phase,
 //! in-flight limit, batch threshold) are printed on stderr after each Engine bench.
+//!
+//! After criterion's cases, a paired run of the default `engine` against the bare loop prints
+//! Engine/bare per case on stderr (`engine_overhead: paired read4k_qd32 engine/bare = …`): blocks
+//! of each side alternate and the ratio is the median over the pairs (see [`paired`]).
 //!
 //! Results: `benches/RESULTS.md`, section "engine_overhead".
 
@@ -77,6 +81,9 @@ impl CachedFile {
         for _ in 0..FILE_SIZE / chunk.len() as u64 {
             file.write_all(&chunk).expect("write the bench file");
         }
+        // Written back now, not while the first bench runs (the writeback's disk I/O and
+        // kworker time would land in whichever side is measured first).
+        file.sync_all().expect("sync the bench file");
         // Read it back once: every page is then in the page cache.
         let mut f = File::open(&path).expect("reopen the bench file");
         let mut total = 0u64;
@@ -446,7 +453,82 @@ fn engine_overhead(c: &mut Criterion) {
         report(name, "small_b32", &e.engine);
     }
     g.finish();
+    paired(fd, &pool);
     drop(file);
+}
+
+/// The paired comparison (`ENGINE_OVERHEAD_PAIRS`, default 20; 0 skips it): blocks of the bare
+/// loop and of the default `engine` alternate, `ENGINE_OVERHEAD_BLOCK` rounds of 32 each
+/// (default 2000), and each case prints Engine/bare = bare time / Engine time, the median over the
+/// pairs (a slow spell of the machine hits both sides of a pair, or one pair only).
+fn paired(fd: i32, pool: &BufferPool) {
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let pairs = env("ENGINE_OVERHEAD_PAIRS", 20);
+    let block = env("ENGINE_OVERHEAD_BLOCK", 2000).max(1);
+    if pairs == 0 {
+        return;
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0
+    };
+    let timed = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    let base = || Options::new().ring_count(1);
+
+    let mut bare = BareReads::new(fd, pool);
+    let mut engine = EngineReads::new(fd, base());
+    // Warm-up: one block each.
+    bare.run(block * DEPTH as u64);
+    engine.run(block * DEPTH as u64);
+    let ratios = (0..pairs)
+        .map(|_| {
+            let b = timed(&mut || bare.run(block * DEPTH as u64));
+            let e = timed(&mut || engine.run(block * DEPTH as u64));
+            b / e
+        })
+        .collect::<Vec<_>>();
+    eprintln!(
+        "engine_overhead: paired read4k_qd32 engine/bare = {:.3} (median of {pairs} pairs of \
+         {block} rounds)",
+        median(ratios)
+    );
+    report("engine (paired)", "read4k_qd32", &engine.engine);
+    drop(engine);
+    drop(bare);
+
+    let mut bare = BareSmall::new(fd, pool);
+    let mut engine = EngineSmall::new(fd, base());
+    let mut sink = 0;
+    let mut rounds = |b: &mut BareSmall, e: &mut EngineSmall, bare_side: bool| {
+        for _ in 0..block {
+            sink += if bare_side { b.round() } else { e.round() };
+        }
+    };
+    rounds(&mut bare, &mut engine, true);
+    rounds(&mut bare, &mut engine, false);
+    let ratios = (0..pairs)
+        .map(|_| {
+            let b = timed(&mut || rounds(&mut bare, &mut engine, true));
+            let e = timed(&mut || rounds(&mut bare, &mut engine, false));
+            b / e
+        })
+        .collect::<Vec<_>>();
+    black_box(sink);
+    eprintln!(
+        "engine_overhead: paired small_b32 engine/bare = {:.3} (median of {pairs} pairs of \
+         {block} rounds)",
+        median(ratios)
+    );
+    report("engine (paired)", "small_b32", &engine.engine);
 }
 
 /// Criterion's defaults for this bench (the command line still overrides them).

@@ -54,8 +54,12 @@ use aura_core::{IoVec, Params, Ring, Sqe};
 use crate::buffer::{Buffer, BufferPool, BufferRef, BufferStats};
 use crate::error::{Error, Result};
 use crate::options::{Options, RingSelect};
-use crate::request::{Callback, Completion, Finished, Keep, Request, RequestHandle};
-use crate::shard::{FixedInFlight, Shard, ShardCounters, ShardState, FIXED_BUF, FIXED_FILE};
+use crate::request::{
+    BufferCallback, Completion, Finished, InlineFn, Keep, PlainCallback, Request, RequestHandle,
+};
+use crate::shard::{
+    FixedInFlight, ReapClock, Shard, ShardCounters, ShardState, FIXED_BUF, FIXED_FILE,
+};
 
 thread_local! {
     /// Set while this thread runs completion callbacks.
@@ -122,7 +126,9 @@ pub struct RingStats {
     pub throughput_bps: f64,
     /// The controller's phase.
     pub phase: Phase,
-    /// SQ entries.
+    /// The queue depth the ring was set up for: the most requests in flight (its CQ has twice
+    /// as many entries; its SQ, which holds SQEs only until they are submitted, at most 64 unless
+    /// a larger fixed batch threshold needs more).
     pub queue_depth: u64,
     /// CQEs that matched no live request (reported, never dispatched).
     pub stale_cqes: u64,
@@ -138,8 +144,9 @@ pub(crate) struct Inner {
     stopping: AtomicBool,
     round_robin: AtomicUsize,
     spills: AtomicU64,
-    /// Serialises poll / wait / run / drain.
-    waiter: Mutex<()>,
+    /// Serialises poll / wait / run / drain; holds the list a pass collects finished requests
+    /// in (kept between passes, so a pass allocates nothing).
+    waiter: Mutex<Vec<Finished>>,
     /// Threads sleeping in `block` for completions: while there is one, submissions flush at
     /// once instead of waiting for a batch (see `ShardState::admit`).
     sleepers: AtomicUsize,
@@ -266,6 +273,27 @@ impl Reg {
     }
 }
 
+/// The most SQ entries a ring gets without SQPOLL (see [`sq_entries`]): room for the
+/// controller's largest batch and for the longest chain.
+const SQ_ENTRIES: u32 = 64;
+const _: () =
+    assert!(SQ_ENTRIES >= aura_core::aimd::MAX_BATCH_THRESHOLD && SQ_ENTRIES as usize >= MAX_CHAIN);
+
+/// SQ entries of a ring for `queue_depth` requests in flight. An SQE occupies its slot only
+/// until the kernel consumes it (at the next flush), so the SQ needs room for one batch, not for
+/// everything in flight (the CQ does: 2 × the queue depth). A small SQ keeps the slots the
+/// submissions write warm in the cache: with 1024 slots, each is rewritten only every 1024
+/// submissions, after the I/O in between (a page-cache read copies 4 KiB) evicted it. Room for
+/// [`SQ_ENTRIES`] or a larger fixed batch threshold; a full SQ is flushed by the push that finds
+/// it full. With SQPOLL the kernel thread drains the SQ on its own schedule: the full depth.
+fn sq_entries(options: &Options, queue_depth: u32) -> u32 {
+    if options.sqpoll {
+        return queue_depth;
+    }
+    let batch = u32::try_from(options.batch_threshold).unwrap_or(0);
+    queue_depth.min(SQ_ENTRIES.max(batch))
+}
+
 /// `EEXIST`: a `SINGLE_ISSUER` ring entered by another thread than its issuer.
 const EEXIST: i32 = 17;
 
@@ -321,7 +349,7 @@ impl Engine {
             if options.sqpoll {
                 params = params.sqpoll(options.sqpoll_idle_ms);
             }
-            let ring = Ring::new(qd, &params)?;
+            let ring = Ring::new(sq_entries(&options, qd), &params)?;
             ring.register_eventfd(eventfd.as_raw_fd(), false)?;
             let (aimd, fixed) = if options.disable_adaptive {
                 let fixed = if options.initial_in_flight == 0 {
@@ -362,7 +390,7 @@ impl Engine {
                 stopping: AtomicBool::new(false),
                 round_robin: AtomicUsize::new(0),
                 spills: AtomicU64::new(0),
-                waiter: Mutex::new(()),
+                waiter: Mutex::new(Vec::with_capacity(64)),
                 sleepers: AtomicUsize::new(0),
                 has_files: AtomicBool::new(false),
                 files: std::sync::RwLock::new(Vec::new()),
@@ -499,7 +527,7 @@ impl Engine {
         nonblocking: bool,
     ) -> Result<RequestHandle> {
         self.submit_inner(sqe, request, claim, nonblocking)
-            .map_err(|(e, _)| e)
+            .map_err(|failed| failed.0)
     }
 
     /// [`Engine::submit`], handing the request back when it never got a slot.
@@ -509,38 +537,45 @@ impl Engine {
         mut request: Request,
         claim: Claim<'_>,
         nonblocking: bool,
-    ) -> std::result::Result<RequestHandle, (Error, Request)> {
+    ) -> std::result::Result<RequestHandle, Box<(Error, Request)>> {
         let inner = &self.inner;
         if inner.shutting_down.load(Ordering::Acquire) {
-            return Err((Error::Shutdown, request));
+            return Err(Box::new((Error::Shutdown, request)));
         }
         let ring = self.select();
         let shard = &inner.shards[ring];
         let mut st = lock(&shard.state);
         if nonblocking && (st.in_flight >= st.limit || !st.queue.is_empty()) {
-            return Err((Error::WouldBlock, request));
+            return Err(Box::new((Error::WouldBlock, request)));
         }
         request.fixed = claim.bits();
+        // Stamped before it takes its slot when its SQE goes to the ring now (one slot access
+        // per submission); a request held by the gate is stamped when it leaves the queue.
+        let direct = st.admits_directly();
+        if direct {
+            request.submit_ns = st.stamp(request.data);
+        }
         let token = match st.slab.insert(request) {
             Ok(t) => t,
             Err(mut r) => {
                 r.fixed = 0;
-                return Err((Error::WouldBlock, r));
+                return Err(Box::new((Error::WouldBlock, r)));
             }
         };
         // The slot owns the claim now: its completion releases it.
         claim.commit();
         let user_data = token.user_data();
-        shard.counters.pending.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = st.admit(user_data, sqe.user_data(user_data), &inner.sleepers) {
+        shard.counters.add_pending(&mut st, 1);
+        let sqe = sqe.user_data(user_data);
+        if let Err(e) = st.admit(user_data, &sqe, direct, &inner.sleepers) {
             // The SQE never reached the kernel: take the slot back. It was inserted under this
             // same lock and nothing else removes a slot whose SQE is not in the ring.
             let Ok(mut back) = st.slab.remove(user_data) else {
                 unreachable!("a slot inserted under the shard lock is live")
             };
-            shard.counters.pending.fetch_sub(1, Ordering::Relaxed);
+            shard.counters.sub_pending(&mut st, 1);
             inner.fixed.release(std::mem::take(&mut back.fixed));
-            return Err((e, back));
+            return Err(Box::new((e, back)));
         }
         Ok(RequestHandle {
             ring: ring as u32,
@@ -586,6 +621,7 @@ impl Engine {
         u32::try_from(len).map_err(|_| Error::invalid(format!("len {len}: at most u32::MAX")))
     }
 
+    #[inline]
     fn rw_sqe(
         &self,
         write: bool,
@@ -728,7 +764,7 @@ impl Engine {
         offset: u64,
         callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
     ) -> Result<RequestHandle, Rejected> {
-        self.owned(false, fd, buf, offset, Box::new(callback), false)
+        self.owned(false, fd, buf, offset, InlineFn::new(callback), false)
     }
 
     /// Like [`Engine::read_owned`], but fails with [`Error::WouldBlock`] (and the buffer back)
@@ -740,7 +776,7 @@ impl Engine {
         offset: u64,
         callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
     ) -> Result<RequestHandle, Rejected> {
-        self.owned(false, fd, buf, offset, Box::new(callback), true)
+        self.owned(false, fd, buf, offset, InlineFn::new(callback), true)
     }
 
     /// Safe write: the engine owns `buf` while the kernel reads it and hands it back to
@@ -753,7 +789,7 @@ impl Engine {
         offset: u64,
         callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
     ) -> Result<RequestHandle, Rejected> {
-        self.owned(true, fd, buf, offset, Box::new(callback), false)
+        self.owned(true, fd, buf, offset, InlineFn::new(callback), false)
     }
 
     /// Like [`Engine::write_owned`], but fails with [`Error::WouldBlock`] (and the buffer back)
@@ -765,7 +801,7 @@ impl Engine {
         offset: u64,
         callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
     ) -> Result<RequestHandle, Rejected> {
-        self.owned(true, fd, buf, offset, Box::new(callback), true)
+        self.owned(true, fd, buf, offset, InlineFn::new(callback), true)
     }
 
     fn owned(
@@ -774,7 +810,7 @@ impl Engine {
         fd: RawFd,
         mut buf: Buffer,
         offset: u64,
-        callback: crate::request::BufferCallback,
+        callback: BufferCallback,
         nonblocking: bool,
     ) -> Result<RequestHandle, Rejected> {
         let checked = self
@@ -791,9 +827,12 @@ impl Engine {
         };
         let req = Request::new(Completion::WithBuffer(callback), Keep::Buffer(buf), true);
         self.submit_inner(sqe, req, claim, nonblocking)
-            .map_err(|(error, req)| match req.keep {
-                Keep::Buffer(buffer) => Rejected { error, buffer },
-                _ => unreachable!("an owned-buffer request keeps its buffer"),
+            .map_err(|failed| {
+                let (error, req) = *failed;
+                match req.keep {
+                    Keep::Buffer(buffer) => Rejected { error, buffer },
+                    _ => unreachable!("an owned-buffer request keeps its buffer"),
+                }
             })
     }
 
@@ -803,7 +842,7 @@ impl Engine {
         fd: RawFd,
         iov: &[IoVec],
         offset: u64,
-        cb: Callback,
+        cb: PlainCallback,
     ) -> Result<RequestHandle> {
         let (target, claim) = self.target(fd)?;
         if iov.is_empty() || iov.len() > IOV_MAX {
@@ -838,7 +877,7 @@ impl Engine {
         offset: u64,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
-        self.vectored(false, fd, iov, offset, Box::new(callback))
+        self.vectored(false, fd, iov, offset, InlineFn::new(callback))
     }
 
     /// Gather write from `iov` (copied: the array may be dropped after the call).
@@ -853,7 +892,7 @@ impl Engine {
         offset: u64,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<RequestHandle> {
-        self.vectored(true, fd, iov, offset, Box::new(callback))
+        self.vectored(true, fd, iov, offset, InlineFn::new(callback))
     }
 
     fn meta(
@@ -1035,7 +1074,7 @@ impl Engine {
                     let mut req = Request::new(Completion::Silent, Keep::Nothing, false);
                     req.internal = true;
                     let token = st.slab.insert(req).map_err(|_| Error::WouldBlock)?;
-                    shard.counters.pending.fetch_add(1, Ordering::Relaxed);
+                    shard.counters.add_pending(&mut st, 1);
                     let sqe = op::async_cancel(handle.user_data).user_data(token.user_data());
                     // A cancel bypasses the gate: it must reach the kernel now.
                     // SAFETY: ASYNC_CANCEL carries no pointer.
@@ -1047,7 +1086,7 @@ impl Engine {
                     if !pushed {
                         // Never reached the ring: give the internal slot back.
                         let _ = st.slab.remove(token.user_data());
-                        shard.counters.pending.fetch_sub(1, Ordering::Relaxed);
+                        shard.counters.sub_pending(&mut st, 1);
                         return Err(Error::WouldBlock);
                     }
                     st.in_flight += 1;
@@ -1090,34 +1129,50 @@ impl Engine {
     /// again (a closed loop whose reads complete at once, from the page cache) would otherwise
     /// keep the pass, and so `poll` or `wait` past its timeout, going forever. What is left is
     /// the next pass's.
-    fn poll_pass(&self, clear_eventfd: bool) -> Result<usize> {
+    fn poll_pass(&self, done: &mut Vec<Finished>, clear_eventfd: bool) -> Result<usize> {
         if clear_eventfd {
             // `poll` consumes the wakeup (epoll users rely on it); `wait` clears it in `block`.
             let _ = aura_core::sys::eventfd_read(self.inner.eventfd.as_fd());
         }
         let budget = 2 * self.inner.options.effective_queue_depth() as usize;
         let mut total = 0;
-        let mut done = Vec::with_capacity(64);
-        for shard in self.inner.shards.iter() {
+        // The clock is read once per pass: the first reap uses it for latencies too, later ones
+        // (after callbacks ran) read it again only for a sampled completion.
+        let mut clock = ReapClock::fresh(self.now_ns());
+        // Whether callbacks ran after the last flush of some ring (so SQEs they pushed may wait).
+        let mut unflushed = false;
+        let shards = &self.inner.shards;
+        for (i, shard) in shards.iter().enumerate() {
             let mut reaped_here = 0;
             loop {
                 let reaped = {
                     let mut st = lock(&shard.state);
-                    st.reap(&shard.counters, self.now_ns(), &mut done)?
+                    st.reap(&shard.counters, clock, done)
                 };
-                total += self.run_callbacks(done.drain(..));
+                clock = ReapClock::stale(clock.tick_ns);
+                // What was reaped before an error runs too (and anything an earlier pass left).
+                let ran = self.run_callbacks(done.drain(..));
+                total += ran;
+                let reaped = reaped?;
                 reaped_here += reaped;
                 if reaped == 0 || reaped_here >= budget {
+                    // Each reap flushes its ring first, so callbacks followed by another reap of
+                    // this ring left nothing here; they may have submitted to the rings before
+                    // it, though, and the callbacks that ran last (with nothing reaped: left by
+                    // an earlier pass that failed; or cut off by the budget) to any ring.
+                    unflushed |= ran > 0 || (i > 0 && reaped_here > 0);
                     break;
                 }
             }
         }
         // Callbacks may have submitted to rings this pass already reaped: submit those now, so
         // nothing waits for the next pass.
-        for shard in self.inner.shards.iter() {
-            let mut st = lock(&shard.state);
-            if st.unsubmitted > 0 {
-                st.flush()?;
+        if unflushed {
+            for shard in shards.iter() {
+                let mut st = lock(&shard.state);
+                if st.unsubmitted > 0 {
+                    st.flush()?;
+                }
             }
         }
         self.finish_deferred_unregisters()?;
@@ -1127,8 +1182,8 @@ impl Engine {
     /// Processes whatever completed, without blocking. Returns the callbacks run.
     pub fn poll(&self) -> Result<usize> {
         Self::not_in_callback("poll")?;
-        let _g = lock(&self.inner.waiter);
-        self.poll_pass(true)
+        let mut done = lock(&self.inner.waiter);
+        self.poll_pass(&mut done, true)
     }
 
     /// Like [`Engine::poll`], but returns `Ok(0)` at once when another thread is already
@@ -1136,10 +1191,10 @@ impl Engine {
     pub fn try_poll(&self) -> Result<usize> {
         Self::not_in_callback("poll")?;
         match self.inner.waiter.try_lock() {
-            Ok(_g) => self.poll_pass(true),
+            Ok(mut done) => self.poll_pass(&mut done, true),
             Err(std::sync::TryLockError::Poisoned(g)) => {
-                let _g = g.into_inner();
-                self.poll_pass(true)
+                let mut done = g.into_inner();
+                self.poll_pass(&mut done, true)
             }
             Err(std::sync::TryLockError::WouldBlock) => Ok(0),
         }
@@ -1208,11 +1263,11 @@ impl Engine {
     /// [`Error::TimedOut`] when the time ran out first.
     pub fn wait(&self, timeout_ms: i32) -> Result<usize> {
         Self::not_in_callback("wait")?;
-        let _g = lock(&self.inner.waiter);
+        let mut done = lock(&self.inner.waiter);
         let deadline =
             (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
         loop {
-            let n = self.poll_pass(false)?;
+            let n = self.poll_pass(&mut done, false)?;
             if n > 0 {
                 return Ok(n);
             }
@@ -1475,8 +1530,8 @@ impl Engine {
                 return Err(Error::TimedOut);
             }
             match self.inner.waiter.try_lock() {
-                Ok(_g) => {
-                    self.poll_pass(false)?;
+                Ok(mut done) => {
+                    self.poll_pass(&mut done, false)?;
                     if self.in_use(what) != 0 {
                         self.block(Duration::from_millis(10))?;
                     }
@@ -1716,7 +1771,8 @@ impl Drop for Inner {
             let mut not_issuer = false;
             for shard in self.shards.iter() {
                 let mut st = lock(&shard.state);
-                if let Err(Error::Io(e)) = st.reap(&shard.counters, 0, &mut done) {
+                if let Err(Error::Io(e)) = st.reap(&shard.counters, ReapClock::fresh(0), &mut done)
+                {
                     // EEXIST: a single-thread engine dropped on another thread than the one
                     // that drove it; only that thread may reap its rings.
                     not_issuer |= e.raw_os_error() == Some(EEXIST);
@@ -1760,9 +1816,18 @@ fn run_finished(
     let was = IN_CALLBACK.with(|c| c.replace(true));
     let mut n = 0;
     let mut panic = None;
-    for f in done {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.run())) {
-            Ok(ran) => n += usize::from(ran),
+    let mut done = done.into_iter();
+    // One panic guard around the whole batch, not one per callback: a callback that panics has
+    // already been taken from the iterator (it ran, and counts as run), so the guard is set up
+    // again for the rest, which each still run exactly once.
+    loop {
+        let batch = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for f in &mut done {
+                n += usize::from(f.run());
+            }
+        }));
+        match batch {
+            Ok(()) => break,
             Err(p) => {
                 n += 1;
                 panic.get_or_insert(p);

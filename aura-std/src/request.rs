@@ -1,17 +1,151 @@
 //! Requests in flight: what each one owns until its completion, and how it reports back.
+//!
+//! A callback is stored in its request slot ([`InlineFn`]): a closure of up to
+//! [`INLINE_WORDS`] words (word-aligned) lives inline, a larger one is boxed first, so the
+//! common small closure costs no allocation per operation.
 
+use std::cell::Cell;
 use std::ffi::CString;
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 
 use aura_core::IoVec;
 
 use crate::buffer::Buffer;
 use crate::error::{Error, Result};
 
-/// A plain completion callback: bytes (data ops), a new fd (openat), 0 (others), or the error.
-pub type Callback = Box<dyn FnOnce(Result<usize>) + Send + 'static>;
+/// What a plain callback is called with: bytes (data ops), a new fd (openat), 0 (others), or
+/// the error.
+pub(crate) type PlainArgs = Result<usize>;
+/// What an owned-buffer callback is called with: the result and the buffer back.
+pub(crate) type BufferArgs = (Result<usize>, Buffer);
 
-/// A completion callback of the safe, owned-buffer style: the result and the buffer back.
-pub type BufferCallback = Box<dyn FnOnce(Result<usize>, Buffer) + Send + 'static>;
+/// A stored plain callback.
+pub(crate) type PlainCallback = InlineFn<PlainArgs>;
+/// A stored callback of the safe, owned-buffer style: gets the result and the buffer back.
+pub(crate) type BufferCallback = InlineFn<BufferArgs>;
+
+/// Words of inline callback storage: closures capturing up to 3 words (a slot index, an `Arc`
+/// and a pointer, the C API's callback and slot, …) need no allocation.
+pub(crate) const INLINE_WORDS: usize = 3;
+
+/// The inline storage: word-sized and word-aligned `MaybeUninit`s, which may hold any bytes
+/// (pointers included, with their provenance).
+type Storage = [MaybeUninit<usize>; INLINE_WORDS];
+
+/// A closure called once with `A`: what [`InlineFn`] stores.
+pub(crate) trait CallOnce<A> {
+    /// Calls the closure.
+    fn call_once(self, args: A);
+}
+
+impl<F: FnOnce(Result<usize>)> CallOnce<PlainArgs> for F {
+    #[inline]
+    fn call_once(self, args: PlainArgs) {
+        self(args)
+    }
+}
+
+impl<F: FnOnce(Result<usize>, Buffer)> CallOnce<BufferArgs> for F {
+    #[inline]
+    fn call_once(self, (result, buffer): BufferArgs) {
+        self(result, buffer)
+    }
+}
+
+/// Whether an `F` fits the inline storage (size and alignment). Constant for each `F`.
+const fn fits<F>() -> bool {
+    size_of::<F>() <= size_of::<Storage>() && align_of::<F>() <= align_of::<Storage>()
+}
+
+/// A `Send` closure called at most once with `A`, stored without allocating when it fits in
+/// [`INLINE_WORDS`] words, else boxed (the box itself then sits in the storage).
+///
+/// Invariant: `storage` holds a live value of the closure type `shim` was instantiated for
+/// (written by [`InlineFn::new`]) until the closure is taken out, which happens exactly once:
+/// by [`InlineFn::call`] (which consumes `self` and suppresses its `Drop`) or by `Drop`.
+pub(crate) struct InlineFn<A> {
+    storage: Storage,
+    /// Takes the closure out of the storage and calls it (`Some(args)`) or drops it (`None`).
+    shim: unsafe fn(*mut Storage, Option<A>),
+    /// Called with `A`.
+    _args: PhantomData<fn(A)>,
+    /// `Send` (only `Send` closures are stored) but not `Sync` (the closure need not be).
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// Takes the `F` out of `storage` and calls it with `args`, or drops it.
+///
+/// # Safety
+///
+/// `storage` holds a live `F` written there (by [`InlineFn::new`]), properly aligned, that
+/// nobody takes out again: after this call the storage is logically uninitialised.
+unsafe fn shim<A, F: CallOnce<A>>(storage: *mut Storage, args: Option<A>) {
+    // SAFETY: the caller guarantees a live, aligned `F` in the storage, taken out only here.
+    let f = unsafe { storage.cast::<F>().read() };
+    match args {
+        Some(args) => f.call_once(args),
+        None => drop(f),
+    }
+}
+
+impl<A> InlineFn<A> {
+    /// Stores `f`: inline when it fits, else in a box.
+    #[inline]
+    pub(crate) fn new<F: CallOnce<A> + Send + 'static>(f: F) -> Self {
+        if fits::<F>() {
+            Self::inline(f)
+        } else {
+            // A box is one pointer: it always fits.
+            Self::inline(Box::new(BoxedFn(f)))
+        }
+    }
+
+    /// Stores `f` inline. Only called with types that fit (`new` checks).
+    #[inline]
+    fn inline<F: CallOnce<A> + Send + 'static>(f: F) -> Self {
+        assert!(fits::<F>(), "InlineFn::inline: the closure does not fit");
+        let mut storage: Storage = [MaybeUninit::uninit(); INLINE_WORDS];
+        // SAFETY: `F` fits the storage in size and alignment (asserted above; constant per
+        // `F`, so the check folds away), and the storage is fresh: writing moves `f` in. From
+        // here on `storage` holds a live `F`, the invariant `shim::<A, F>` relies on.
+        unsafe { storage.as_mut_ptr().cast::<F>().write(f) };
+        InlineFn {
+            storage,
+            shim: shim::<A, F>,
+            _args: PhantomData,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Calls the closure (consuming it).
+    #[inline]
+    pub(crate) fn call(self, args: A) {
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this.storage` holds the live closure `this.shim` was made for (the type's
+        // invariant: nothing took it out yet, since taking consumes or drops `self`); it is
+        // taken out exactly once, here, as `this` is never dropped.
+        unsafe { (this.shim)(&mut this.storage, Some(args)) }
+    }
+}
+
+impl<A> Drop for InlineFn<A> {
+    fn drop(&mut self) {
+        // SAFETY: as in `call`: the closure is still in the storage (`call` suppresses this
+        // drop), and this is the one place that takes it out.
+        unsafe { (self.shim)(&mut self.storage, None) }
+    }
+}
+
+/// A closure too large for the inline storage, boxed (the box goes in the storage).
+struct BoxedFn<F>(F);
+
+impl<A, F: CallOnce<A>> CallOnce<A> for Box<BoxedFn<F>> {
+    #[inline]
+    fn call_once(self, args: A) {
+        self.0.call_once(args)
+    }
+}
 
 /// Identifies a submitted request, for [`crate::Engine::cancel`]. Stale handles are harmless:
 /// the slot's generation no longer matches and cancel answers [`Error::InvalidArgument`].
@@ -33,7 +167,7 @@ pub(crate) enum Completion {
     /// Nobody is told (internal cancel requests, fire-and-forget).
     Silent,
     /// A plain callback.
-    Plain(Callback),
+    Plain(PlainCallback),
     /// A callback that gets the request's owned buffer back.
     WithBuffer(BufferCallback),
 }
@@ -85,7 +219,7 @@ impl Request {
         keep: Keep,
         data: bool,
     ) -> Self {
-        Self::new(Completion::Plain(Box::new(callback)), keep, data)
+        Self::new(Completion::Plain(InlineFn::new(callback)), keep, data)
     }
 }
 
@@ -107,16 +241,99 @@ impl Finished {
         match self.completion {
             Completion::Silent => false,
             Completion::Plain(cb) => {
-                cb(result);
+                cb.call(result);
                 true
             }
             Completion::WithBuffer(cb) => match self.keep {
                 Keep::Buffer(buf) => {
-                    cb(result, buf);
+                    cb.call((result, buf));
                     true
                 }
                 _ => false,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// Counts its drops.
+    struct Tracked(Arc<AtomicUsize>);
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn small_closures_are_inline_and_large_ones_boxed() {
+        let small = [7u64; INLINE_WORDS];
+        assert!(fits::<[u64; INLINE_WORDS]>());
+        assert!(!fits::<[u64; INLINE_WORDS + 1]>());
+        assert!(!fits::<u128>(), "alignment above a word does not fit");
+        let got = Arc::new(AtomicUsize::new(0));
+        let g = got.clone();
+        let f = PlainCallback::new(move |r: Result<usize>| {
+            g.fetch_add(
+                r.unwrap() + small.iter().sum::<u64>() as usize,
+                Ordering::SeqCst,
+            );
+        });
+        f.call(Ok(1));
+        assert_eq!(got.load(Ordering::SeqCst), 1 + 7 * INLINE_WORDS);
+
+        let large = [3u64; 16];
+        let g = got.clone();
+        let f = PlainCallback::new(move |r: Result<usize>| {
+            g.fetch_add(
+                r.unwrap() + large.iter().sum::<u64>() as usize,
+                Ordering::SeqCst,
+            );
+        });
+        f.call(Ok(2));
+        assert_eq!(got.load(Ordering::SeqCst), 1 + 7 * INLINE_WORDS + 2 + 48);
+    }
+
+    #[test]
+    fn a_closure_is_dropped_once_called_or_not() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        // Inline, called: dropped by the call.
+        let t = Tracked(drops.clone());
+        PlainCallback::new(move |_r: Result<usize>| drop(t)).call(Ok(0));
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        // Inline, never called: dropped with the InlineFn.
+        let t = Tracked(drops.clone());
+        drop(PlainCallback::new(move |_r: Result<usize>| drop(t)));
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        // Boxed, never called.
+        let t = Tracked(drops.clone());
+        let pad = [0u64; 8];
+        drop(PlainCallback::new(move |_r: Result<usize>| {
+            let _ = (&t, pad);
+        }));
+        assert_eq!(drops.load(Ordering::SeqCst), 3);
+        // A boxed `dyn FnOnce` (the vectored ops' callbacks) fits inline itself.
+        let t = Tracked(drops.clone());
+        let b: Box<dyn FnOnce(Result<usize>) + Send> = Box::new(move |_r| drop(t));
+        PlainCallback::new(b).call(Err(Error::Cancelled));
+        assert_eq!(drops.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn a_panicking_closure_is_dropped_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let t = Tracked(drops.clone());
+        let f = PlainCallback::new(move |_r: Result<usize>| {
+            let _t = &t;
+            panic!("callback panics");
+        });
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(Ok(0))));
+        assert!(r.is_err());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 }

@@ -44,6 +44,61 @@ struct Tally {
     bytes: u64,
 }
 
+/// The time one reap works with: `tick_ns` (read at the start of the engine's pass, so perhaps
+/// a little old) decides whether the controller ticks; latencies need the time now, which is
+/// `tick_ns` itself when it was just read, else read from the clock once, at the first sampled
+/// completion (a reap that finds none reads no clock).
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct ReapClock {
+    pub(crate) tick_ns: u64,
+    pub(crate) latency_ns: Option<u64>,
+}
+
+impl ReapClock {
+    /// `now_ns` was just read: it serves ticks and latencies.
+    pub(crate) fn fresh(now_ns: u64) -> Self {
+        ReapClock {
+            tick_ns: now_ns,
+            latency_ns: Some(now_ns),
+        }
+    }
+
+    /// `tick_ns` was read earlier in the pass: latencies read the clock themselves.
+    pub(crate) fn stale(tick_ns: u64) -> Self {
+        ReapClock {
+            tick_ns,
+            latency_ns: None,
+        }
+    }
+}
+
+/// Asks the CPU to bring the cache lines of `r` into its cache: a hint with no effect on the
+/// program's meaning.
+#[inline(always)]
+fn prefetch_span<T: ?Sized>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let len = std::mem::size_of_val(r);
+        let start = (r as *const T).cast::<u8>();
+        let mut off = 0;
+        while off < len {
+            // SAFETY: `_mm_prefetch` needs SSE, part of every x86_64 target's baseline; a
+            // prefetch is a hint that never faults and changes no memory, whatever the address
+            // (`wrapping_add` only computes one, inside `r` here).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(off).cast()) };
+            off += 64;
+        }
+        if len > 0 {
+            // The last line, which the steps above miss when `r` starts mid-line.
+            // SAFETY: as above.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(len - 1).cast()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = r;
+}
+
 /// The request uses a registered buffer (`READ_FIXED` / `WRITE_FIXED`).
 pub(crate) const FIXED_BUF: u8 = 1;
 /// The request names its file by a registered-file index.
@@ -91,6 +146,8 @@ pub(crate) struct ShardCounters {
     /// The engine's count of requests using registered buffers and files (shared by all shards).
     pub(crate) fixed: Arc<FixedInFlight>,
     /// Requests handed to this shard and not yet completed (in flight + queued behind the gate).
+    /// Written only with the shard lock held ([`ShardCounters::add_pending`],
+    /// [`ShardCounters::sub_pending`]); read without it.
     pub(crate) pending: AtomicU32,
     /// The in-flight limit in force.
     pub(crate) limit: AtomicU32,
@@ -98,6 +155,25 @@ pub(crate) struct ShardCounters {
     pub(crate) ops: AtomicU64,
     /// Bytes moved by completed data ops (every completion counted).
     pub(crate) bytes: AtomicU64,
+}
+
+impl ShardCounters {
+    /// Adds `n` requests to `pending`. The caller holds the shard lock (`_locked` is its
+    /// state): every writer of `pending` does, so a plain load and store cannot lose an update
+    /// and no read-modify-write (a locked instruction, a full barrier on x86) is needed per
+    /// request; readers without the lock see each value, in order, as before.
+    #[inline]
+    pub(crate) fn add_pending(&self, _locked: &mut ShardState, n: u32) {
+        let p = self.pending.load(Ordering::Relaxed);
+        self.pending.store(p.wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// Takes `n` requests off `pending`; as [`ShardCounters::add_pending`] (shard lock held).
+    #[inline]
+    pub(crate) fn sub_pending(&self, _locked: &mut ShardState, n: u32) {
+        let p = self.pending.load(Ordering::Relaxed);
+        self.pending.store(p.wrapping_sub(n), Ordering::Relaxed);
+    }
 }
 
 /// One ring and everything that goes with it.
@@ -196,18 +272,33 @@ impl ShardState {
         self.aimd.as_ref().map_or(Phase::Passthrough, Aimd::phase)
     }
 
-    /// Pushes an admitted SQE to the ring, stamping its submit time when sampled.
-    fn push(&mut self, token: u64, sqe: &Sqe) -> Result<()> {
-        if let Ok(req) = self.slab.get_mut(token) {
-            if req.data {
-                self.sample_ctr += 1;
-                if self.sample_ctr >= self.sample_every {
-                    self.sample_ctr = 0;
-                    // The clock is read only for sampled requests.
-                    req.submit_ns = (self.epoch.elapsed().as_nanos() as u64).max(1);
-                }
-            }
+    /// Whether a request admitted now goes straight to the ring (nothing waits behind the gate
+    /// and the in-flight limit allows one more), as [`ShardState::admit`] decides.
+    #[inline]
+    pub(crate) fn admits_directly(&self) -> bool {
+        self.queue.is_empty() && self.in_flight < self.limit
+    }
+
+    /// The submit time to stamp on a request whose SQE goes to the ring now: nanoseconds since
+    /// the epoch when this data request's latency is sampled (1 in `sample_every`), else 0. The
+    /// clock is read only for sampled requests.
+    #[inline]
+    pub(crate) fn stamp(&mut self, data: bool) -> u64 {
+        if !data {
+            return 0;
         }
+        self.sample_ctr += 1;
+        if self.sample_ctr < self.sample_every {
+            return 0;
+        }
+        self.sample_ctr = 0;
+        (self.epoch.elapsed().as_nanos() as u64).max(1)
+    }
+
+    /// Pushes an admitted SQE to the ring; its request is already stamped (see
+    /// [`ShardState::stamp`]).
+    #[inline]
+    fn push(&mut self, sqe: &Sqe) -> Result<()> {
         // SAFETY: the SQE's pointers reference memory owned by its request slot (`Keep`) or
         // promised by the caller of an unsafe op to outlive the completion; the slot lives until
         // its CQE is reaped.
@@ -222,16 +313,26 @@ impl ShardState {
         Ok(())
     }
 
-    /// Admits a new request: straight to the ring when the gate allows, else to the queue.
+    /// Admits a new request whose slot holds `token`: straight to the ring when `direct` (the
+    /// value of [`ShardState::admits_directly`] under this same lock hold, with the request
+    /// stamped accordingly), else to the queue.
     ///
     /// The SQE is submitted at once when the batch threshold is reached or when a thread sleeps
     /// waiting for completions (`sleepers` > 0: nobody else would flush it soon). The load is
     /// `SeqCst` after the push, pairing with the sleeper's `SeqCst` increment before it flushes
     /// every ring under their locks: either this load sees the sleeper, or the sleeper's flush
     /// (which takes this shard's lock after this admit released it) submits the SQE.
-    pub(crate) fn admit(&mut self, token: u64, sqe: Sqe, sleepers: &AtomicUsize) -> Result<()> {
-        if self.queue.is_empty() && self.in_flight < self.limit {
-            self.push(token, &sqe)?;
+    #[inline]
+    pub(crate) fn admit(
+        &mut self,
+        token: u64,
+        sqe: &Sqe,
+        direct: bool,
+        sleepers: &AtomicUsize,
+    ) -> Result<()> {
+        debug_assert_eq!(direct, self.admits_directly());
+        if direct {
+            self.push(sqe)?;
             if (self.batch > 0 && self.unsubmitted >= self.batch)
                 || sleepers.load(Ordering::SeqCst) > 0
             {
@@ -241,7 +342,7 @@ impl ShardState {
                 let _ = self.flush();
             }
         } else {
-            self.queue.push_back((token, sqe));
+            self.queue.push_back((token, *sqe));
         }
         self.pending_peak = self.pending_peak.max(self.slab.len());
         Ok(())
@@ -253,10 +354,18 @@ impl ShardState {
             let Some((token, sqe)) = self.queue.pop_front() else {
                 break;
             };
-            if let Err(e) = self.push(token, &sqe) {
+            // Stamped as it goes to the ring (its wait in the queue is not its latency).
+            let data = self.slab.get(token).is_ok_and(|req| req.data);
+            let submit_ns = self.stamp(data);
+            if let Err(e) = self.push(&sqe) {
                 // Still waiting: back to the front, in order.
                 self.queue.push_front((token, sqe));
                 return Err(e);
+            }
+            if submit_ns != 0 {
+                if let Ok(req) = self.slab.get_mut(token) {
+                    req.submit_ns = submit_ns;
+                }
             }
         }
         Ok(())
@@ -315,10 +424,10 @@ impl ShardState {
     pub(crate) fn reap(
         &mut self,
         counters: &ShardCounters,
-        now_ns: u64,
+        mut clock: ReapClock,
         out: &mut Vec<Finished>,
     ) -> Result<usize> {
-        self.maybe_tick(now_ns, counters.pending.load(Ordering::Relaxed));
+        self.maybe_tick(clock.tick_ns, counters.pending.load(Ordering::Relaxed));
         counters.limit.store(self.limit, Ordering::Relaxed);
         self.flush()?;
         let mut cqes: [Cqe; 64] = [Cqe::default(); 64];
@@ -336,13 +445,24 @@ impl ShardState {
                 break;
             }
             total += n;
+            // Each CQE's request slot and its entry in `out` were last touched before the
+            // kernel ran the I/O (which may have evicted them from the cache): ask for them all
+            // first, so the misses overlap instead of stalling one CQE after the other.
+            for cqe in &cqes[..n] {
+                if let Ok(req) = self.slab.get(cqe.user_data) {
+                    prefetch_span(req);
+                }
+            }
+            out.reserve(n);
+            let spare = out.spare_capacity_mut();
+            prefetch_span(&spare[..n]);
             let mut tally = Tally::default();
             for cqe in &cqes[..n] {
-                self.complete(counters, &mut tally, cqe, now_ns, out);
+                self.complete(counters, &mut tally, cqe, &mut clock, out);
             }
             // One update per batch of CQEs, not three per CQE.
             if tally.reaped > 0 {
-                counters.pending.fetch_sub(tally.reaped, Ordering::Relaxed);
+                counters.sub_pending(self, tally.reaped);
             }
             if tally.ops > 0 {
                 counters.ops.fetch_add(tally.ops, Ordering::Relaxed);
@@ -361,7 +481,7 @@ impl ShardState {
         counters: &ShardCounters,
         tally: &mut Tally,
         cqe: &Cqe,
-        now_ns: u64,
+        clock: &mut ReapClock,
         out: &mut Vec<Finished>,
     ) {
         let Ok(req) = self.slab.remove(cqe.user_data) else {
@@ -384,7 +504,13 @@ impl ShardState {
         };
         tally.bytes += bytes;
         if req.data {
-            let latency = (req.submit_ns > 0).then(|| now_ns.saturating_sub(req.submit_ns));
+            let latency = (req.submit_ns > 0).then(|| {
+                let epoch = self.epoch;
+                let now_ns = *clock
+                    .latency_ns
+                    .get_or_insert_with(|| epoch.elapsed().as_nanos() as u64);
+                now_ns.saturating_sub(req.submit_ns)
+            });
             if let Some(ns) = latency {
                 self.latency_hist.record(ns);
             }
@@ -414,7 +540,7 @@ impl ShardState {
         self.queue.remove(pos);
         let req = self.slab.remove(user_data).ok()?;
         counters.fixed.release(req.fixed);
-        counters.pending.fetch_sub(1, Ordering::Relaxed);
+        counters.sub_pending(self, 1);
         counters.ops.fetch_add(1, Ordering::Relaxed);
         Some(Finished {
             completion: req.completion,

@@ -158,10 +158,7 @@ impl<'e> Chain<'e> {
         // SAFETY: each SQE's memory is owned by its request slot or promised by the caller of
         // the unsafe append (Chain::read / write); slots live until their CQEs.
         unsafe { st.ring.sq().push_all(&sqes) }.map_err(|_| Error::WouldBlock)?;
-        shard
-            .counters
-            .pending
-            .fetch_add(n as u32, Ordering::Relaxed);
+        shard.counters.add_pending(&mut st, n as u32);
         st.in_flight += n as u32;
         st.peak_in_flight = st.peak_in_flight.max(st.in_flight);
         st.flush()?;
