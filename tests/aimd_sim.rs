@@ -3,8 +3,8 @@
 //! max-P99 target, a noisy neighbour, a phase change, engagement for closed- and open-loop load,
 //! and bounds under random parameters.
 
-use aura_core::aimd::{AimdOptions, Phase, PLATEAU_CONFIRM};
-use aura_core::sim::device::{hdd, network, nvme, nvme_knee16, sata_ssd, Event, Profile};
+use aura_core::aimd::{AimdOptions, Phase, PROBE_STEP_DIV};
+use aura_core::sim::device::{hdd, network, nvme, nvme_knee16, sata_ssd, virtio, Event, Profile};
 use aura_core::sim::scenario::{run, settle_time_ns, summarize, Gate, Load, Scenario};
 
 const MS: u64 = 1_000_000;
@@ -49,6 +49,58 @@ fn converges_from_a_cold_start_on_every_profile() {
             );
         }
     }
+}
+
+/// A soft knee (the virtio disk this project is measured on: throughput grows to depth ~128,
+/// each doubling past 32 buying 5–9 %, with ±4 % swings per 100 ms and multi-ms stall storms
+/// past depth 48): without a target the controller finds the depth where throughput stops
+/// improving, not one where the latency first grows. Over the two seconds after 2 s it
+/// completes ≥ 97 % of the device's best (what fio's best static depth gets) at a P99 no higher
+/// than static depth 256's (within 10 %), and over the first 3 s, convergence included, ≥ 93 % of static
+/// 256's completions. (Rules 1–6 alone settled at depth 17: 76 %.)
+#[test]
+fn finds_the_soft_knee_of_a_virtio_disk() {
+    let mut depths = Vec::new();
+    for seed in 1u64..=6 {
+        let mut s = closed_loop(virtio(), 256, Gate::Aimd(AimdOptions::new(256)), 4);
+        s.seed = seed;
+        let rows = run(&s);
+        let mut st = closed_loop(virtio(), 256, Gate::Static(256), 4);
+        st.seed = seed;
+        let fixed = run(&st);
+        let after = summarize(&rows, 2 * SEC, 4 * SEC);
+        let fixed_after = summarize(&fixed, 2 * SEC, 4 * SEC);
+        assert!(
+            after.iops * 100 >= after.max_iops * 97,
+            "seed {seed}: {} IOPS at limit {} ({}–{}), max {}",
+            after.iops,
+            after.limit_median,
+            after.limit_min,
+            after.limit_max,
+            after.max_iops
+        );
+        // (Within 10 %: where it settles near 256 the two P99s are the same depth's, and the
+        // stall storms make them differ by a few % either way.)
+        assert!(
+            after.p99_ns * 10 <= fixed_after.p99_ns * 11,
+            "seed {seed}: P99 {} ns vs static 256's {} ns",
+            after.p99_ns,
+            fixed_after.p99_ns
+        );
+        depths.push(after.limit_median);
+        let whole = summarize(&rows, 0, 3 * SEC);
+        let fixed_whole = summarize(&fixed, 0, 3 * SEC);
+        assert!(
+            whole.iops * 100 >= fixed_whole.iops * 93,
+            "seed {seed}: {} IOPS over the run vs static 256's {}",
+            whole.iops,
+            fixed_whole.iops
+        );
+    }
+    // Typically below the client's depth: the last steps bought nothing (the ±4 % swings can
+    // leave one run's search unable to tell 128 from 256).
+    depths.sort_unstable();
+    assert!(depths[depths.len() / 2] < 192, "{depths:?}");
 }
 
 /// The best throughput a static depth achieves while its P99 stays at or under `target_ns`.
@@ -130,13 +182,15 @@ fn noisy_neighbour_backs_off_fast_and_recovers() {
         "depth during the noise {}",
         during.limit_median
     );
-    // After it stops, back within 10% of the pre-noise depth within 2 s, and staying there.
+    // After it stops, back within 10% of the pre-noise depth within 2 s, and staying there
+    // (but for re-probes, whose one step is 1/8 of the depth: +1 steps gain less than a
+    // soft-knee device's noise, rule 5 of the controller's docs).
     let mut recovered = None;
+    let div = u64::from(PROBE_STEP_DIV);
     for r in rows.iter().filter(|r| r.t_ns > gone) {
+        let reprobe = u64::from(r.limit) * 100 * div <= u64::from(before) * 110 * (div + 1);
         let ok = within(r.limit, before, 10)
-            || (r.phase == Phase::Probing
-                && recovered.is_some()
-                && r.limit <= before + PLATEAU_CONFIRM);
+            || (r.phase == Phase::Probing && recovered.is_some() && reprobe);
         match (ok, recovered) {
             (true, None) => recovered = Some(r.t_ns - 10 * MS),
             (false, _) => recovered = None,
@@ -298,6 +352,13 @@ fn limits_stay_in_bounds_under_random_models_and_options() {
             jitter_permille: rng.below(1001) as u32,
             tail_permille: rng.below(334) as u32,
             bytes_per_io: rng.below(1 << 30),
+            curve: &[],
+            rate_jitter_permille: 0,
+            rate_drift_permille: 0,
+            stall_above: 0,
+            stall_permille: 0,
+            stall_min_ns: 0,
+            stall_max_ns: 0,
         };
         let max = 1 + rng.below(1024) as u32;
         let min = if rng.below(3) == 0 {

@@ -21,33 +21,51 @@
 //!   [`ENGAGE_PENDING_DELTA`] per tick (open-loop arrivals above device capacity), or the P99
 //!   exceeded the max-P99 target, or (aura's rule, see below) a client kept at least
 //!   [`CLOSED_LOOP_MIN_PENDING`] requests pending.
-//! - **BASELINE**: holds the starting limit for [`WARMUP_TICKS`] ticks to learn the latency the
-//!   device gives below its knee, then PROBING.
-//! - **PROBING**: increase every tick by +[`AIMD_INCREASE`] or 1/[`PROBE_STEP_DIV`] of the limit,
-//!   whichever is more (aura: see rule 5 below). Each step's efficiency ratio
-//!   ER = Δthroughput / Δlimit is compared with [`ER_EPSILON_PERCENT`]% of the throughput: a step
-//!   that gained more is kept; [`PLATEAU_CONFIRM`] flat steps in a row mean the knee is behind us:
-//!   the limit returns to the last productive step and the phase goes to SETTLING. With a max-P99
-//!   target, steps also continue while the P99 is under the target. [`SPIKE_CONFIRM`] rising ticks
-//!   in a row go to BACKOFF.
-//! - **BACKOFF**: multiplicative decrease, limit × 4/5 (never below the minimum), then SETTLING.
+//! - **BASELINE**: holds the starting limit to learn the device below its knee: [`WARMUP_TICKS`]
+//!   ticks with a target; without one, [`REFERENCE_TICKS`] ticks, which are also the knee
+//!   search's first window (rule 7). Then PROBING.
+//! - **PROBING** without a target: the knee search of rule 7 (each depth measured over a window
+//!   of several ticks, a geometric climb while throughput gains, a confirming step, then the
+//!   smallest measured depth with [`KNEE_SHARE_PERCENT`] % of the best), then SETTLING at the
+//!   depth found. Latency does not stop it: a step is judged by what it completes. It climbs
+//!   at most 1/[`PROBE_STEP_DIV`] of the limit (or +1) per tick, as every PROBING tick does.
+//! - **PROBING** with a max-P99 target: increase every tick by +[`AIMD_INCREASE`] or
+//!   1/[`PROBE_STEP_DIV`] of the limit, whichever is more (rule 5). Each step's efficiency ratio
+//!   ER = Δthroughput / Δlimit is compared with [`ER_EPSILON_PERCENT`]% of the throughput: a
+//!   step that gained more is kept, and steps also continue while the P99 is under the target;
+//!   [`PLATEAU_CONFIRM`] flat steps in a row mean the knee is behind us: the limit returns to
+//!   the last productive step and the phase goes to SETTLING. [`SPIKE_CONFIRM`] rising ticks in
+//!   a row go to BACKOFF.
+//! - **BACKOFF** (one tick): multiplicative decrease, limit × 4/5 (never below the minimum), then
+//!   SETTLING. Without a target (rule 8) the phase that confirmed the rise has first measured
+//!   the throughput at the depth in force for [`REFERENCE_TICKS`] ticks; a trim (rule 7) cuts
+//!   × [`TRIM_NUM`]/[`TRIM_DEN`] instead.
 //! - **SETTLING**: [`SETTLING_TICKS`] ticks for the device to drain to the new depth;
 //!   [`SPIKE_CONFIRM`] rising ticks in a row go back to BACKOFF (the original cut again on one);
-//!   then STEADY.
+//!   then STEADY. Without a target, after a cut it first measures the throughput at the new
+//!   depth; a cut that does not clearly keep [`CUT_KEEP_PERCENT`] % of it is undone (STEADY for a
+//!   tick, then PROBING climbs back to the depth before the cut: rule 8). After a knee search
+//!   that stepped over a sharp knee it measures the depth and trims (rule 7).
 //! - **STEADY**: holds the limit. Rising ticks go to BACKOFF; after [`REPROBE_INTERVAL`] ticks it
-//!   probes again (PROBING), so a knee that moved up is found; after [`STEADY_THRESHOLD`] ticks
-//!   with an unchanged limit it is CONVERGED.
+//!   probes again (PROBING), so a knee that moved up is found (without a target, not at the
+//!   maximum, where there is nothing above to find); without a target, [`SPIKE_CONFIRM`] ticks in
+//!   a row whose mean latency is under [`FALLING_RATIO_NUM`]/[`FALLING_RATIO_DEN`] of the floor
+//!   (the device got faster) start a knee search as from a cold start; after
+//!   [`STEADY_THRESHOLD`] ticks with an unchanged limit it is CONVERGED.
 //! - **CONVERGED**: as STEADY (spikes back off, re-probes every [`REPROBE_INTERVAL`] ticks).
 //! - From STEADY or CONVERGED, when pending stays under half the limit for
 //!   [`PASSTHROUGH_REENTER_TICKS`] ticks (the gate no longer binds), back to PASSTHROUGH.
 //!
 //! A tick is "rising" when the limit is above the minimum (nothing is left to cut at it), it has
 //! at least [`LOW_IOPS_MIN_SAMPLES`] latency samples and
-//! - with a max-P99 target: its P99 is at or above the target;
+//! - with a max-P99 target: its P99, or the P99 of the last [`TARGET_WINDOW_NS`], is at or above
+//!   the target;
 //! - without one: its P99 is at or above [`LATENCY_GUARD_MULT`] × the baseline P99 (the lowest P99
-//!   of the last [`BASELINE_WINDOW`] eligible ticks; [`DEFAULT_LATENCY_GUARD_NS`] before any), or
-//!   its mean latency is at least [`QUEUEING_RATIO_NUM`]/[`QUEUEING_RATIO_DEN`] of the latency
-//!   floor (aura's queueing signal, below; not while probing).
+//!   of the last [`BASELINE_WINDOW`] eligible ticks, restarted when a knee search settles, so it
+//!   is the P99 of the depth in force; [`DEFAULT_LATENCY_GUARD_NS`] before any), or its mean
+//!   latency is at least [`QUEUEING_RATIO_NUM`]/[`QUEUEING_RATIO_DEN`] of the latency floor
+//!   (aura's queueing signal, below). Without a target rising ticks are not looked at while
+//!   probing.
 //!
 //! A tick with fewer than [`LOW_IOPS_MIN_SAMPLES`] latency samples is not evaluated: it keeps
 //! accumulating, for up to [`MAX_SAMPLE_WINDOW_NS`], so slow devices (an HDD does ~500 IOPS) get
@@ -56,8 +74,9 @@
 //!
 //! # Where aura departs from the original controller, on purpose
 //!
-//! The constants are the original's. Four rules are not, because the original's versions fail
-//! the cases this controller exists for (each failure is reproduced in this crate's tests):
+//! The constants are the original's. These rules are not, because the original's versions fail
+//! the cases this controller exists for (each failure is reproduced in this crate's tests or in
+//! `tests/aimd_sim.rs`):
 //!
 //! 1. **Closed-loop clients engage.** A client that keeps N requests in flight (fio-style) never
 //!    makes pending grow, so the original never left PASSTHROUGH and ran at whatever depth the
@@ -70,7 +89,8 @@
 //!    once pending exceeds the limit the device last settled at (the gate would bind again).
 //! 2. **Plateaus are detected.** The original reset its plateau count on every tick that had not
 //!    moved the limit, so it never saw three flat steps and climbed until a latency spike. aura
-//!    steps every probing tick, counts flat steps, and settles on the last productive depth.
+//!    counts flat steps (with a target) or judges windows (without, rule 7), and settles on the
+//!    knee instead of the spike.
 //! 3. **Queueing backs off.** A guard of 10 × the baseline P99 ignores a device that got two or
 //!    four times slower (a noisy neighbour, a workload whose knee moved down). aura also counts a
 //!    tick as rising when its mean latency is ≥ 1.25 × the latency floor (the lowest mean latency
@@ -78,23 +98,66 @@
 //!    by Little's law that many requests are waiting in the device's queue rather than being
 //!    served. Probing ticks neither feed the floor nor are judged by it: a device whose latency
 //!    grows with depth while its throughput grows too (a virtio disk: 35 µs at depth 1, 250 µs
-//!    at 32) is climbed as long as the steps pay, and the guard still stops a spike.
+//!    at 32) is climbed as long as the steps pay. Without a target the resulting cut is checked
+//!    (rule 8).
 //! 4. **Re-probing never stops.** The original re-probed only after a backoff and froze once
 //!    CONVERGED, so a knee that moved up was never found. aura re-probes every
-//!    [`REPROBE_INTERVAL`] ticks in STEADY and CONVERGED (three +1 steps at most when nothing
-//!    changed).
-//! 5. **The first climb's steps grow with the limit.** A +1 step at depth 40 adds 2.5 % of
-//!    depth; on a device whose throughput still grows there (a virtio disk does up to ~128) it
-//!    gains about 1 %, under a 10 ms tick's counting noise at 50 k IOPS (1/√500 ≈ 4.5 %), so +1
-//!    probing stalls far below the knee. The climb from BASELINE steps by 1/[`PROBE_STEP_DIV`] of
-//!    the limit (at least 1), so a step under the knee gains more than the noise; past the knee
-//!    the plateau rule returns to the last productive step. Re-probes from a settled depth keep
-//!    +1 steps (they check the neighbourhood without leaving it).
+//!    [`REPROBE_INTERVAL`] ticks in STEADY and CONVERGED (without a target: one window at the
+//!    depth in force, one a 1/[`PROBE_STEP_DIV`] step above; the depth moves only on a clear
+//!    gain).
+//! 5. **Steps grow with the limit.** A +1 step at depth 40 adds 2.5 % of depth; on a device
+//!    whose throughput still grows there (a virtio disk does up to ~128) it gains about 1 %,
+//!    under a 10 ms tick's counting noise at 50 k IOPS (1/√500 ≈ 4.5 %), so +1 probing stalls
+//!    far below the knee. With a target the climb from BASELINE steps by 1/[`PROBE_STEP_DIV`] of
+//!    the limit (at least 1) and re-probes keep +1 steps; without one, rule 7's steps are larger
+//!    still, and re-probes step by 1/[`PROBE_STEP_DIV`].
 //! 6. **A P99 target is held over a second, not only per tick.** A disk whose tail is rare
 //!    multi-ms stalls keeps most 10 ms ticks' P99 under a 2 ms target while the P99 over seconds
 //!    is twice it. With a target, a tick is also rising when the P99 of the last
 //!    [`TARGET_WINDOW_NS`] reaches it (the window restarts at every cut, so one episode causes
 //!    one cut, not a cascade), and probing steps up only while both are under it.
+//! 7. **Without a target, the knee is searched for by throughput, over windows.** The goal is the
+//!    depth where throughput stops improving. Judged per tick with a latency guard, a soft-knee
+//!    device (a virtio disk: +9 % from depth 32 to 64, +6 % to 128, then flat, while its P99
+//!    goes from 0.4 ms to 4–7 ms in bursts of multi-ms stalls) was held at depth 4–28, 0.66–0.86
+//!    × its best throughput: each step's gain was under a tick's noise, and the guard (10 × the
+//!    P99 of depth 4) and rule 3 read Little's-law latency growth as a spike. Now:
+//!    - each depth is measured over a window of [`KNEE_WINDOW_MIN_TICKS`] to
+//!      [`KNEE_WINDOW_MAX_TICKS`] ticks and at least [`KNEE_MIN_COMPLETIONS`] completions,
+//!      extended while its mean is within two standard errors (from the spread of its ticks) of
+//!      the threshold it is judged against; the climb only closes a window early when it shows
+//!      a gain of [`KNEE_DOUBLE_PERCENT`] % (far below the knee, where time is dearest), and
+//!      such a rough window can guide the climb but not set the best nor be the knee;
+//!    - the climb (from BASELINE's window at the start depth) doubles the depth while a step
+//!      gains ≥ [`KNEE_DOUBLE_PERCENT`] %, adds half of it while it gains ≥
+//!      [`KNEE_GAIN_PERCENT`] % over the best window so far, reaching each new depth in steps of
+//!      1/[`PROBE_STEP_DIV`] per tick; a step that did not pay is confirmed by one more of the
+//!      same size (on a soft knee two steps gain twice as much, clear of noise; on a flat
+//!      plateau noise rarely shows twice a gain it does not have);
+//!    - it then settles on the shallowest measured depth with [`KNEE_SHARE_PERCENT`] % of the
+//!      best window (its mean less two standard errors within [`KNEE_NOISE_CAP_PERCENT`] %, for
+//!      the slow swings a window's spread does not show); when the depth below it had under
+//!      [`TRIM_BELOW_PERCENT`] % (a step jumped over a sharp knee) where the line between the two
+//!      reaches the share, and from there verified × [`TRIM_NUM`]/[`TRIM_DEN`] cuts ("trims",
+//!      rule 8's check) go down while they clearly cost nothing; the guard and the floor restart
+//!      at the depth settled on;
+//!    - re-probes (rule 4) move the depth only on a clear gain, and a device too slow for
+//!      [`KNEE_MIN_COMPLETIONS`] in the longest window (a disk at a few hundred IOPS) keeps the
+//!      depth the search started from.
+//!
+//!    Simulated (`tests/aimd_sim.rs`, the [`crate::sim::device::virtio`] model with its noise):
+//!    the search settles at depth 96–256 with 96.7–99.9 % of the device's best in 0.6–1 s, where
+//!    rules 1–6 alone held depth 17 and 76 %. Sharp knees settle on the knee (NVMe 64, SATA
+//!    32, network 16) within 0.6 s.
+//! 8. **Without a target, a cut must not cost throughput.** Latency that rises at a fixed depth
+//!    is a device that got slower (a neighbour, a phase) — or a burst of stalls, or a neighbour
+//!    that more depth out-competes. A confirmed rise first measures the depth in force under the
+//!    new conditions ([`REFERENCE_TICKS`] ticks), BACKOFF cuts ×4/5, and SETTLING measures the
+//!    cut depth; unless it clearly completes [`CUT_KEEP_PERCENT`] % of what the deeper one did,
+//!    the depth was paying for its latency: the cut is undone (the limit climbs back in PROBING
+//!    steps) and the new latency becomes the floor. A device whose knee really moved down loses
+//!    nothing to each cut and is followed down cut by cut; and a device that got faster (mean
+//!    latency under 3/4 of the floor) starts a knee search at once.
 //!
 //! Also: throughput counts every completion's bytes (the original counted only latency-sampled
 //! completions, under-reporting 8×), and stats are computed in PASSTHROUGH too.
@@ -182,6 +245,72 @@ pub const CLOSED_LOOP_MIN_P99_NS: u64 = 50_000;
 pub const QUEUEING_RATIO_NUM: u64 = 5;
 /// aura: see [`QUEUEING_RATIO_NUM`].
 pub const QUEUEING_RATIO_DEN: u64 = 4;
+/// aura: without a target, a mean latency under floor × NUM/DEN (3/4) at the same depth, on
+/// [`SPIKE_CONFIRM`] ticks in a row, means the device got faster and starts a knee search (the
+/// mirror of the queueing rule; the floor is a low order statistic, so noise rarely goes a
+/// quarter under it).
+pub const FALLING_RATIO_NUM: u64 = 3;
+/// aura: see [`FALLING_RATIO_NUM`].
+pub const FALLING_RATIO_DEN: u64 = 4;
+
+/// aura (rule 7): without a target, a knee-search window (one measured depth) closes after at
+/// least this many evaluated ticks, and only once its mean is clear of its threshold (see
+/// [`KNEE_WINDOW_MAX_TICKS`]) or shows a gain of [`KNEE_DOUBLE_PERCENT`] %: a single 10 ms
+/// tick's throughput is too noisy (±4.5 % counting noise at 50 k IOPS, more on a disk with
+/// stalls) to see a gain of a few %, but two ticks show a doubling's gain well below the knee,
+/// where time spent costs most.
+pub const KNEE_WINDOW_MIN_TICKS: u32 = 2;
+/// aura: a knee-search window is judged only once it holds this many completions (counting
+/// noise 1/√1024 ≈ 3 %, the size of the gains judged); a device that cannot complete that many
+/// in [`KNEE_WINDOW_MAX_TICKS`] (under ~6 400 IOPS: a disk) keeps the depth the search started
+/// from, as it has no measurable way to tell a better one.
+pub const KNEE_MIN_COMPLETIONS: u64 = 1_024;
+/// aura: windows that are references (the start depth in BASELINE, the depth a re-probe starts
+/// from, the depth in force before a cut) take this many ticks (40 ms): they have no threshold
+/// to be clear of, and a later decision leans on them.
+pub const REFERENCE_TICKS: u32 = 4;
+/// aura: a knee-search window takes at most this many ticks (240 ms): it is extended while its
+/// mean lies within two standard errors (from the spread of its ticks) of the threshold it is
+/// judged against; a virtio disk's 100 ms throughput swings by 2–7 % (measured), so near the
+/// knee most windows run this long, and then the mean decides.
+pub const KNEE_WINDOW_MAX_TICKS: u32 = 24;
+/// aura: a knee-search step must gain at least this % of the best throughput measured before
+/// it for the climb to go on. On a concave throughput curve the next step gains less, so a
+/// smaller gain means the depth before it already has ≥ 98 % of what more depth buys.
+pub const KNEE_GAIN_PERCENT: u64 = 2;
+/// aura: a step that gained at least this % is followed by a doubling (far below the knee,
+/// where each doubling still pays), a smaller gain by a step of half the depth (close to it).
+pub const KNEE_DOUBLE_PERCENT: u64 = 10;
+/// aura: the knee is the smallest measured depth whose throughput is at least this % of the
+/// best the search measured (less its noise, [`KNEE_NOISE_CAP_PERCENT`]): 1–3 % below the best
+/// costs little, while the depth (and by Little's law the latency) it saves on a soft knee is
+/// large (a virtio disk: 98 % at depth ~108, 100 % at 128–256, with 1.2–2.4 × the latency);
+/// on a sharp knee 99 % lands on it.
+pub const KNEE_SHARE_PERCENT: u64 = 99;
+/// aura: after a knee search settles, verified cuts of × NUM/DEN (9/10) check whether less
+/// depth does as well: the search's estimate errs deep when a doubling stepped over a sharp
+/// knee, and 10 % steps end within 10 % of it.
+pub const TRIM_NUM: i64 = 9;
+/// aura: see [`TRIM_NUM`].
+pub const TRIM_DEN: i64 = 10;
+/// aura: a trim follows a knee search only when the deepest depth short of the share had
+/// under this % of it: the search's step jumped over a sharp knee (on a soft knee the
+/// neighbouring depths are within a few % and a trim would only follow noise).
+pub const TRIM_BELOW_PERCENT: u64 = 90;
+/// aura: the share test allows this % of the share for the noise a window's own spread does not
+/// show (a disk's slow swings move a whole window): a depth qualifies when its lower bound is
+/// within it.
+pub const KNEE_NOISE_CAP_PERCENT: u64 = 2;
+/// aura: without a target a cut is kept only if the throughput after it is clearly (two
+/// standard errors) at least this % of the throughput measured at the depth before it (under
+/// the same conditions, just before the cut): a cut that costs throughput was Little's-law
+/// latency of a device that still scales (or a neighbour that depth out-competes), not
+/// queueing, and is undone; one within noise is undone too, or noise would walk the depth down
+/// a soft knee.
+pub const CUT_KEEP_PERCENT: u64 = 99;
+/// Depths one knee search may measure (a climb from 1 to 65 536 by doublings and a confirming
+/// step takes fewer; a full table settles the search).
+const KNEE_POINTS: usize = 32;
 
 /// The controller's phase.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -310,6 +439,10 @@ pub struct AimdStats {
     pub backoffs: u64,
     /// Times the controller left PASSTHROUGH.
     pub engagements: u64,
+    /// Cuts undone because they cost throughput (no target; see [`CUT_KEEP_PERCENT`]).
+    pub undone_cuts: u64,
+    /// Knee searches completed (no target).
+    pub knee_searches: u64,
 }
 
 /// A fixed-capacity window of the last [`BASELINE_WINDOW`] values, with its minimum.
@@ -382,11 +515,114 @@ fn isqrt(n: u64) -> u64 {
     }
 }
 
+/// The throughput of one depth, measured over several evaluated ticks (a knee-search window).
+#[derive(Copy, Clone, Debug, Default)]
+struct TputWindow {
+    ticks: u32,
+    /// Ticks still to skip (the device draining to a lower depth) before measuring.
+    skip: u32,
+    bytes: u64,
+    ns: u64,
+    completions: u64,
+    /// Σ and Σ² of the ticks' throughputs (bytes/s), for the standard error of the mean.
+    sum: u128,
+    sum_sq: u128,
+}
+
+impl TputWindow {
+    fn restart(&mut self, skip: u32) {
+        *self = TputWindow {
+            skip,
+            ..TputWindow::default()
+        };
+    }
+
+    /// Adds one tick; `false` while the window still skips ticks.
+    fn add(&mut self, s: &Sample) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        self.ticks = self.ticks.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(s.bytes);
+        self.ns = self.ns.saturating_add(s.elapsed);
+        self.completions = self.completions.saturating_add(s.completions);
+        let x = u128::from(s.throughput);
+        self.sum = self.sum.saturating_add(x);
+        self.sum_sq = self.sum_sq.saturating_add(x.saturating_mul(x));
+        true
+    }
+
+    /// Bytes per second over the window.
+    fn mean(&self) -> u64 {
+        if self.ns == 0 {
+            return 0;
+        }
+        let v = u128::from(self.bytes) * 1_000_000_000 / u128::from(self.ns);
+        u64::try_from(v).unwrap_or(u64::MAX)
+    }
+
+    /// The variance of the mean, (bytes/s)², from the spread of the ticks' throughputs.
+    fn var_of_mean(&self) -> u128 {
+        let n = u128::from(self.ticks);
+        if n < 2 {
+            return 0;
+        }
+        let ss = self
+            .sum_sq
+            .saturating_sub(self.sum.saturating_mul(self.sum) / n);
+        ss / (n - 1) / n
+    }
+
+    /// Whether the window can be judged against the threshold `x` (whose own estimate has
+    /// variance `var`): it has [`KNEE_WINDOW_MIN_TICKS`] and its mean is two standard errors
+    /// away from `x`, or it has [`KNEE_WINDOW_MAX_TICKS`].
+    fn decided(&self, x: u64, var: u128) -> bool {
+        if self.ticks < KNEE_WINDOW_MIN_TICKS {
+            return false;
+        }
+        self.ticks >= KNEE_WINDOW_MAX_TICKS || self.clear_of(x, var)
+    }
+
+    /// Whether the window's mean is at least two standard errors from `x` (whose own estimate
+    /// has variance `var`).
+    fn clear_of(&self, x: u64, var: u128) -> bool {
+        let d = u128::from(self.mean().abs_diff(x));
+        d.saturating_mul(d) >= self.var_of_mean().saturating_add(var).saturating_mul(4)
+    }
+}
+
+/// `x × percent / 100`, saturating.
+fn percent_of(x: u64, percent: u64) -> u64 {
+    u64::try_from(u128::from(x) * u128::from(percent) / 100).unwrap_or(u64::MAX)
+}
+
+/// Without a target: where a ×4/5 cut stands.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Cut {
+    /// No cut under way.
+    Idle,
+    /// A rise confirmed: measuring the throughput at the depth in force before cutting.
+    Reference,
+    /// Measured (`reference`, variance of its mean `var`): BACKOFF cuts next.
+    Ready { reference: u64, var: u128 },
+    /// SETTLING: measuring the throughput after the cut from `from`, to compare with the
+    /// `reference` measured before it.
+    Verify {
+        from: u32,
+        reference: u64,
+        var: u128,
+    },
+}
+
 /// One tick's measurements.
 #[derive(Copy, Clone, Debug)]
 struct Sample {
     samples: u64,
     completions: u64,
+    /// Bytes completed and the tick's length, ns.
+    bytes: u64,
+    elapsed: u64,
     p99: Option<u64>,
     /// With a max-P99 target: the P99 over the last [`TARGET_WINDOW_NS`] (since the last cut).
     window_p99: Option<u64>,
@@ -448,6 +684,33 @@ pub struct Aimd {
     via_backoff: bool,
     /// A spike confirmed while probing: the coming cut goes at least back to `best_limit`.
     cap_at_best: bool,
+    /// Consecutive ticks whose mean latency fell well under the floor (no target).
+    falls: u32,
+
+    /// Without a target: the knee search's current window, the best window of the climb so far
+    /// (depth, throughput, variance of its mean), and the depths measured with their
+    /// throughputs.
+    knee_window: TputWindow,
+    /// BASELINE's window (the start depth), the knee search's first.
+    baseline_window: TputWindow,
+    knee_prev: Option<(u32, u64, u128)>,
+    /// The climb's last step, and whether a step that did not pay is being confirmed.
+    knee_step: u32,
+    knee_confirming: bool,
+    knee_points: [(u32, u64, u128); KNEE_POINTS],
+    knee_len: usize,
+    /// A climb in progress: steps of 1/[`PROBE_STEP_DIV`] per tick up to this depth (the most a
+    /// PROBING tick may step) before the next window is measured.
+    knee_ramp_to: u32,
+    /// Without a target: where a cut stands, and the depth an undone cut returns to.
+    cut: Cut,
+    undo_to: u32,
+    /// The device got faster while SETTLING: search at the next STEADY tick.
+    search_now: bool,
+    /// After a knee search settled: verified cuts check whether less depth does as well, down
+    /// to `trim_floor`.
+    trim: bool,
+    trim_floor: u32,
 
     stats: AimdStats,
 }
@@ -521,6 +784,20 @@ impl Aimd {
             warmup: 0,
             via_backoff: false,
             cap_at_best: false,
+            falls: 0,
+            knee_window: TputWindow::default(),
+            baseline_window: TputWindow::default(),
+            knee_prev: None,
+            knee_step: 0,
+            knee_confirming: false,
+            knee_points: [(0, 0, 0); KNEE_POINTS],
+            knee_len: 0,
+            knee_ramp_to: 0,
+            cut: Cut::Idle,
+            undo_to: 0,
+            search_now: false,
+            trim: false,
+            trim_floor: u32::MAX,
             stats: AimdStats::default(),
         })
     }
@@ -678,6 +955,18 @@ impl Aimd {
         let rising = valid
             && self.limit > self.min
             && (over_guard || (self.max_p99_ns == 0 && queueing && self.phase != Phase::Probing));
+        // Without a target, a mean latency well under the floor (of at least three ticks) at the
+        // same depth means the device got faster (a neighbour left, the workload changed): its knee may have moved
+        // up, so it is searched for at once rather than at the next re-probe.
+        let falling = self.max_p99_ns == 0
+            && valid
+            && self.floor.len >= 3
+            && floor > 0
+            && self.limit < self.max
+            && s.mean.is_some_and(|m| {
+                u128::from(m) * u128::from(FALLING_RATIO_DEN)
+                    < u128::from(floor) * u128::from(FALLING_RATIO_NUM)
+            });
 
         // The step measured by this tick: the limit changed at the end of the previous tick.
         let dlimit = i64::from(self.limit) - i64::from(self.prev_limit);
@@ -703,19 +992,94 @@ impl Aimd {
             Phase::Passthrough => {}
             Phase::Baseline => {
                 self.warmup += u32::from(!draining);
-                if self.warmup >= WARMUP_TICKS {
+                // Without a target BASELINE is the knee search's first window (the start
+                // depth); the guard it learns is only used once the search has settled.
+                let warmup = if self.max_p99_ns == 0 {
+                    if !draining {
+                        self.baseline_window.add(&s);
+                    }
+                    REFERENCE_TICKS
+                } else {
+                    WARMUP_TICKS
+                };
+                if self.warmup >= warmup {
                     self.enter_probing();
                 }
             }
+            Phase::Probing if self.max_p99_ns == 0 => self.knee_tick(&s),
             Phase::Probing => self.probing_tick(&s, rising, valid, productive),
-            Phase::Backoff => self.apply_backoff(),
+            Phase::Backoff => {
+                let from = self.limit;
+                let measured = self.cut;
+                self.apply_backoff();
+                self.cut = match measured {
+                    Cut::Ready { reference, var } if self.limit < from => {
+                        // Without a target: SETTLING measures what the cut cost.
+                        self.knee_window.restart(1);
+                        Cut::Verify {
+                            from,
+                            reference,
+                            var,
+                        }
+                    }
+                    _ => Cut::Idle,
+                };
+            }
             Phase::Settling => {
-                // Like STEADY, a cut needs SPIKE_CONFIRM rising ticks in a row: one slow tick
-                // (a device stall, common on virtualised disks) must not start a cascade of
-                // ×4/5 cuts down to the minimum.
-                if self.spike_check(rising) {
+                if let Cut::Verify {
+                    from,
+                    reference,
+                    var,
+                } = self.cut
+                {
+                    let keep = percent_of(reference, CUT_KEEP_PERCENT);
+                    if self.knee_window.add(&s) && self.knee_window.decided(keep, var) {
+                        self.cut = Cut::Idle;
+                        self.spikes = 0;
+                        self.settle = 0;
+                        // A cut is kept only on a clear no-loss: a disk's throughput swings by
+                        // several % from one window to the next, and cuts kept on noise would
+                        // walk the depth down a soft knee.
+                        let w = self.knee_window;
+                        let kept = w.mean() >= keep && w.clear_of(keep, var);
+                        if kept && self.trim && self.limit > self.min.max(self.trim_floor) {
+                            // Trimming: the cut cost nothing, try the next; this window is
+                            // its reference.
+                            self.cut = Cut::Ready {
+                                reference: w.mean(),
+                                var: w.var_of_mean(),
+                            };
+                            self.phase = Phase::Backoff;
+                        } else if kept {
+                            self.trim = false;
+                        }
+                        if !kept {
+                            self.trim = false;
+                            // The cut cost throughput: the depth was paying for its latency.
+                            // Back to it (STEADY, then a climb to it), and its latency is the
+                            // new floor.
+                            self.undo_to = from;
+                            self.via_backoff = false;
+                            self.floor.clear();
+                            self.baseline.clear();
+                            self.phase = Phase::Steady;
+                            self.steady = 0;
+                            self.stats.undone_cuts = self.stats.undone_cuts.saturating_add(1);
+                        }
+                    }
+                } else if self.reference_tick(&s) {
+                } else if self.spike(rising) {
+                    // Like STEADY, a cut needs SPIKE_CONFIRM rising ticks in a row: one slow
+                    // tick (a device stall, common on virtualised disks) must not start a
+                    // cascade of ×4/5 cuts down to the minimum.
                     self.via_backoff = true;
                     self.settle = 0;
+                } else if self.fall_check(falling) {
+                    // The device got faster while settling (its floor would soon follow and
+                    // hide it): STEADY for a tick, then a search.
+                    self.phase = Phase::Steady;
+                    self.steady = 0;
+                    self.search_now = true;
                 } else {
                     self.settle += 1;
                     if self.settle >= SETTLING_TICKS {
@@ -729,8 +1093,17 @@ impl Aimd {
                 let spans = u32::try_from(elapsed / TICK_NS).unwrap_or(u32::MAX).max(1);
                 self.steady = self.steady.saturating_add(spans);
                 self.stable = self.stable.saturating_add(spans);
-                if self.spike_check(rising) {
+                if self.undo_to > self.limit {
+                    self.enter_probing();
+                } else if self.reference_tick(&s) {
+                } else if self.spike(rising) {
                     self.steady = 0;
+                } else if self.search_now || self.fall_check(falling) {
+                    // The device got faster (a neighbour left, a new workload): search as from
+                    // a cold start (doubling steps), not as a re-probe of the neighbourhood.
+                    self.search_now = false;
+                    self.enter_probing();
+                    self.coarse = true;
                 } else if pending.saturating_mul(2) < self.limit {
                     self.light += 1;
                     if self.light >= PASSTHROUGH_REENTER_TICKS {
@@ -743,7 +1116,9 @@ impl Aimd {
                     }
                 } else {
                     self.light = 0;
-                    if self.steady >= REPROBE_INTERVAL {
+                    if self.steady >= REPROBE_INTERVAL
+                        && (self.max_p99_ns > 0 || self.limit < self.max)
+                    {
                         self.enter_probing();
                     } else if self.phase == Phase::Steady && self.stable >= STEADY_THRESHOLD {
                         self.phase = Phase::Converged;
@@ -777,6 +1152,8 @@ impl Aimd {
         let s = Sample {
             samples,
             completions: self.completions,
+            bytes: self.bytes,
+            elapsed,
             window_p99,
             p99: self.hist.control_p99_ns(),
             mean: self.hist.mean_ns(),
@@ -847,21 +1224,335 @@ impl Aimd {
         self.floor.clear();
         self.prev_throughput = 0;
         self.prev_limit = 0;
+        self.falls = 0;
+        self.cut = Cut::Idle;
+        // The first BASELINE tick still holds what PASSTHROUGH admitted: not part of the
+        // start depth's window.
+        self.baseline_window.restart(1);
+        self.undo_to = 0;
+        self.search_now = false;
+        self.trim = false;
         self.stats.engagements = self.stats.engagements.saturating_add(1);
     }
 
     fn enter_probing(&mut self) {
         // The climb from BASELINE takes proportional steps; re-probes from a settled depth
         // check their neighbourhood one request at a time.
-        self.coarse = self.phase == Phase::Baseline;
+        let from_baseline = self.phase == Phase::Baseline;
+        self.coarse = from_baseline;
         self.phase = Phase::Probing;
         self.plateau = 0;
         self.spikes = 0;
+        self.falls = 0;
         self.via_backoff = false;
         self.best_limit = self.limit;
         self.probe_start = self.limit;
         // The first probing tick has no step to judge: it takes one.
         self.prev_limit = self.limit;
+        // Without a target: a knee search. From BASELINE its first window (the start depth)
+        // is already measured and the climb starts at once toward twice it; after an undone
+        // cut it first climbs back to the depth before the cut; a re-probe first measures the
+        // depth in force.
+        self.knee_len = 0;
+        self.knee_prev = None;
+        self.knee_step = 0;
+        self.knee_confirming = false;
+        self.knee_ramp_to = 0;
+        self.cut = Cut::Idle;
+        self.trim = false;
+        self.knee_window.restart(0);
+        if self.max_p99_ns == 0 {
+            if from_baseline && self.knee_window_from_baseline() {
+                return;
+            }
+            if self.undo_to > self.limit {
+                self.knee_ramp_to = self.undo_to;
+                self.probe_start = self.undo_to;
+            }
+        }
+        self.undo_to = 0;
+    }
+
+    /// Starts the first climb from BASELINE's window; `false` if it measured nothing.
+    fn knee_window_from_baseline(&mut self) -> bool {
+        // `enter_probing` restarted the window: BASELINE's is in `baseline_window`.
+        let w = self.baseline_window;
+        if w.ticks == 0 {
+            return false;
+        }
+        self.knee_record(self.limit, w.mean(), w.var_of_mean());
+        self.knee_prev = Some((self.limit, w.mean(), w.var_of_mean()));
+        self.knee_step = self.limit;
+        self.knee_ramp_to = self.limit.saturating_mul(2).min(self.max);
+        true
+    }
+
+    /// One evaluated PROBING tick without a target: the knee search (rule 7 of the module
+    /// docs). Climbs from the depth in force while a window's throughput gains
+    /// [`KNEE_GAIN_PERCENT`] over the best window before it (a doubling while the gains are
+    /// large), confirms a step that did not pay with one more, then settles on the smallest
+    /// depth estimated to give [`KNEE_SHARE_PERCENT`] of the best.
+    fn knee_tick(&mut self, s: &Sample) {
+        if self.knee_ramp_to > self.limit {
+            // Climbing to the next depth to measure: this tick belongs to the one before.
+            self.ramp_step();
+            return;
+        }
+        if !self.knee_window.add(s) {
+            return;
+        }
+        let w = self.knee_window;
+        // A window needs enough completions for its counting noise (1/√n) to be under the
+        // gains it judges; a device too slow to give them within the longest window is left
+        // where the search started.
+        if w.completions < KNEE_MIN_COMPLETIONS {
+            if w.ticks >= KNEE_WINDOW_MAX_TICKS {
+                let start = self.probe_start;
+                self.knee_settle(start, false);
+            }
+            return;
+        }
+        let decided = match self.knee_prev {
+            // The first climb goes on as soon as a window's mean shows a large gain
+            // ([`KNEE_DOUBLE_PERCENT`]: far below the knee, where time spent is dearest and
+            // the exact value will not matter); any other window waits until it is clear of
+            // its threshold or as long as allowed.
+            Some((_, r, var)) => {
+                let thr = percent_of(r, 100 + KNEE_GAIN_PERCENT);
+                (self.coarse
+                    && w.ticks >= KNEE_WINDOW_MIN_TICKS
+                    && w.mean() >= percent_of(r, 100 + KNEE_DOUBLE_PERCENT))
+                    || w.decided(thr, var)
+            }
+            None => w.ticks >= REFERENCE_TICKS,
+        };
+        if !decided {
+            return;
+        }
+        let mean = w.mean();
+        // A window closed early on its mean alone is a rough measure: it guides the climb, but
+        // it can neither set the best nor be the knee (its variance is recorded as unbounded).
+        let trusted = self.knee_prev.is_none_or(|(_, r, var)| {
+            w.ticks >= KNEE_WINDOW_MAX_TICKS
+                || w.clear_of(percent_of(r, 100 + KNEE_GAIN_PERCENT), var)
+        });
+        let var = if trusted { w.var_of_mean() } else { u128::MAX };
+        self.knee_record(self.limit, mean, var);
+        // The first climb goes on when the window's mean reaches the threshold (a window that
+        // ran to its maximum length within noise of it is taken at its mean; a wrong "no" is
+        // caught by the confirming step); a re-probe moves the settled depth only on a clear
+        // gain (else noise would ratchet it up).
+        let gained = self.knee_prev.is_none_or(|(_, r, var)| {
+            let thr = percent_of(r, 100 + KNEE_GAIN_PERCENT);
+            mean > r && mean >= thr && (self.coarse || w.clear_of(thr, var))
+        });
+        if gained && self.limit < self.max {
+            let step = match self.knee_prev {
+                // A search started because the device got faster doubles at once, as from a cold
+                // start; a re-probe's first step checks the neighbourhood of a settled depth.
+                None if self.coarse => self.limit,
+                None => AIMD_INCREASE.max(self.limit / PROBE_STEP_DIV),
+                Some((_, r, _)) if mean >= percent_of(r, 100 + KNEE_DOUBLE_PERCENT) => self.limit,
+                Some(_) => AIMD_INCREASE.max(self.limit / 2),
+            };
+            self.knee_prev = Some((self.limit, mean, w.var_of_mean()));
+            self.knee_step = step;
+            self.knee_confirming = false;
+            self.knee_climb(self.limit.saturating_add(step));
+            return;
+        }
+        if !self.coarse && self.knee_prev.is_some_and(|p| p.0 == self.probe_start) {
+            // A re-probe whose first step did not pay: the settled depth stands (comparing the
+            // two windows' throughputs again would let noise ratchet the depth up).
+            self.knee_settle(self.probe_start, false);
+            return;
+        }
+        if !self.knee_confirming && self.limit < self.max {
+            // One step that did not pay may be noise: one more step of the same size, judged
+            // against the same best, confirms the plateau (on a soft knee the two steps together
+            // gain twice as much, well clear of the noise).
+            self.knee_confirming = true;
+            self.knee_climb(self.limit.saturating_add(self.knee_step.max(1)));
+            return;
+        }
+        let (depth, floor) = self.knee_depth();
+        self.trim_floor = floor.unwrap_or(u32::MAX);
+        self.knee_settle(depth, floor.is_some());
+    }
+
+    /// Climbs toward `depth` (at most the maximum), the first step now.
+    fn knee_climb(&mut self, depth: u32) {
+        self.knee_ramp_to = depth.min(self.max);
+        self.ramp_step();
+    }
+
+    /// One climbing step: 1/[`PROBE_STEP_DIV`] of the limit (at least 1), up to the target.
+    fn ramp_step(&mut self) {
+        let step = AIMD_INCREASE.max(self.limit / PROBE_STEP_DIV);
+        self.limit = self.limit.saturating_add(step).min(self.knee_ramp_to);
+        self.knee_window.restart(0);
+    }
+
+    /// Records a measured depth (a full table settles the search at its next decision).
+    fn knee_record(&mut self, depth: u32, tput: u64, var: u128) {
+        if self.knee_len < KNEE_POINTS {
+            self.knee_points[self.knee_len] = (depth, tput, var);
+            self.knee_len += 1;
+        } else {
+            self.knee_confirming = true;
+            self.knee_step = 0;
+        }
+    }
+
+    /// Two standard errors of a point's mean.
+    fn two_se(p: &(u32, u64, u128)) -> u64 {
+        isqrt(u64::try_from(p.2).unwrap_or(u64::MAX)).saturating_mul(2)
+    }
+
+    /// The best throughput measured: the largest mean of the windows that are not rough (a
+    /// rough window, closed as soon as its mean showed a large gain, is the luckiest of the
+    /// noisy draws). Not the largest lower bound: deep windows are the noisiest (stalls), and
+    /// their lower bounds would make a shallow depth look as good.
+    fn knee_best(&self) -> u64 {
+        self.knee_points[..self.knee_len]
+            .iter()
+            .filter(|p| p.2 != u128::MAX)
+            .map(|p| p.1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether a measured depth has `share` ([`KNEE_SHARE_PERCENT`] of the best): its lower
+    /// bound (mean less two standard errors) does, within [`KNEE_NOISE_CAP_PERCENT`] % (the
+    /// noise a window's own spread does not show: a disk's slow swings).
+    fn knee_qualifies(p: &(u32, u64, u128), share: u64) -> bool {
+        // A rough window (closed early on its mean, see `knee_tick`) never qualifies: its lower
+        // bound is 0.
+        p.1.saturating_sub(Self::two_se(p))
+            .saturating_add(percent_of(share, KNEE_NOISE_CAP_PERCENT))
+            >= share
+    }
+
+    /// The knee: the shallowest measured depth with [`KNEE_SHARE_PERCENT`] of the best
+    /// throughput; when the deepest depth without it had much less (a step jumped over a sharp
+    /// knee), where the line through their throughputs reaches the share (on a concave curve
+    /// the line lies under it, so that depth has the share; the trim then looks below).
+    ///
+    /// Also returns the depth a trim may go down to (one above the short one), when the step
+    /// between the two was a jump (the short one under [`TRIM_BELOW_PERCENT`] % of the share: a
+    /// sharp knee inside a large step, where the line errs deep); `None` on a soft knee, where
+    /// the line is close and noise would walk a trim down.
+    fn knee_depth(&self) -> (u32, Option<u32>) {
+        let points = &self.knee_points[..self.knee_len];
+        let share = percent_of(self.knee_best(), KNEE_SHARE_PERCENT);
+        let Some(&(hi, t_hi, _)) = points
+            .iter()
+            .filter(|p| Self::knee_qualifies(p, share))
+            .min_by_key(|p| p.0)
+        else {
+            return (self.limit, None);
+        };
+        let Some(&(lo, t_lo, _)) = points
+            .iter()
+            .filter(|p| p.0 < hi && !Self::knee_qualifies(p, share))
+            .max_by_key(|p| p.0)
+        else {
+            return (hi, None);
+        };
+        let floor = (t_lo < percent_of(share, TRIM_BELOW_PERCENT)).then_some(lo + 1);
+        if floor.is_none() || t_hi <= t_lo || share <= t_lo {
+            // A soft knee: the shallowest depth measured to have the share (the line between
+            // two depths within a few % of each other is as noisy as they are).
+            return (hi, floor);
+        }
+        let need = u128::from(share.min(t_hi) - t_lo);
+        let span = u128::from(hi - lo);
+        let up = (span * need).div_ceil(u128::from(t_hi - t_lo));
+        let d = u64::from(lo).saturating_add(u64::try_from(up).unwrap_or(u64::MAX));
+        let d = u32::try_from(d)
+            .unwrap_or(hi)
+            .clamp(lo.saturating_add(1), hi);
+        (d, floor)
+    }
+
+    /// Ends the search at the knee (never above the depth in force): SETTLING there, with the
+    /// floor and the baseline (the guard) restarted at that depth. With `trim`, SETTLING then
+    /// measures the depth and tries verified ×4/5 cuts while they cost nothing (the estimate
+    /// errs deep on a sharp knee).
+    fn knee_settle(&mut self, depth: u32, trim: bool) {
+        let settled = depth.clamp(self.min, self.limit);
+        if settled != self.probe_start {
+            self.stable = 0;
+        }
+        self.knee_ramp_to = 0;
+        self.knee_window.restart(u32::from(settled < self.limit));
+        self.limit = settled;
+        self.plateau = 0;
+        self.spikes = 0;
+        self.via_backoff = false;
+        self.phase = Phase::Settling;
+        self.settle = 0;
+        if settled != self.probe_start || trim {
+            // A new depth: its own floor and guard (a re-probe that came back keeps them, so
+            // a latency rise that began during it is still measured against the old floor).
+            self.floor.clear();
+            self.baseline.clear();
+        }
+        self.trim = trim && settled > self.min.max(self.trim_floor);
+        // The trim's first reference window starts after the drain tick.
+        self.cut = if self.trim { Cut::Reference } else { Cut::Idle };
+        self.stats.knee_searches = self.stats.knee_searches.saturating_add(1);
+    }
+
+    /// Without a target, counts a rising tick like [`Aimd::spike_check`], but a confirmed rise
+    /// first measures the depth in force (`Cut::Reference`) instead of going to BACKOFF.
+    fn spike(&mut self, rising: bool) -> bool {
+        if self.max_p99_ns > 0 {
+            return self.spike_check(rising);
+        }
+        if rising {
+            self.spikes += 1;
+            if self.spikes >= SPIKE_CONFIRM {
+                self.spikes = 0;
+                self.cut = Cut::Reference;
+                self.knee_window.restart(0);
+                return true;
+            }
+        } else {
+            self.spikes = 0;
+        }
+        false
+    }
+
+    /// A tick of the reference window before a cut: once it has [`REFERENCE_TICKS`], the
+    /// phase goes to BACKOFF. `false` when no reference is being measured.
+    fn reference_tick(&mut self, s: &Sample) -> bool {
+        if self.cut != Cut::Reference {
+            return false;
+        }
+        self.knee_window.add(s);
+        if self.knee_window.ticks >= REFERENCE_TICKS {
+            self.cut = Cut::Ready {
+                reference: self.knee_window.mean(),
+                var: self.knee_window.var_of_mean(),
+            };
+            self.phase = Phase::Backoff;
+        }
+        true
+    }
+
+    /// Counts a falling tick; the second in a row starts a knee search.
+    fn fall_check(&mut self, falling: bool) -> bool {
+        if falling {
+            self.falls += 1;
+            if self.falls >= SPIKE_CONFIRM {
+                self.falls = 0;
+                return true;
+            }
+        } else {
+            self.falls = 0;
+        }
+        false
     }
 
     /// Counts a rising tick; the second in a row moves to BACKOFF.
@@ -939,10 +1630,19 @@ impl Aimd {
 
     fn apply_backoff(&mut self) {
         self.clear_window();
+        // A trimming cut (rule 7) is finer than a backoff: it looks for the knee, not relief.
+        let (num, den) = if self.trim {
+            (TRIM_NUM, TRIM_DEN)
+        } else {
+            (DECREASE_NUM, DECREASE_DEN)
+        };
         let cut = Fixed::from_int(i64::from(self.limit))
-            .scale(DECREASE_NUM, DECREASE_DEN)
+            .scale(num, den)
             .to_int();
         let mut cut = u32::try_from(cut).unwrap_or(self.min);
+        if self.trim {
+            cut = cut.max(self.trim_floor).min(self.limit.saturating_sub(1));
+        }
         if self.cap_at_best {
             cut = cut.min(self.best_limit);
             self.cap_at_best = false;
@@ -1181,39 +1881,70 @@ mod tests {
         (a, t)
     }
 
+    /// Ticks a device of knee `knee` (100 completions per unit of depth below it, `lat` ns)
+    /// until the controller is STEADY for two ticks (at most 1000 ticks); returns the limits it
+    /// used.
+    fn until_steady(a: &mut Aimd, t: &mut u64, knee: u32, lat: u64) -> std::vec::Vec<u32> {
+        let mut limits = std::vec::Vec::new();
+        let mut steady = 0;
+        for _ in 0..1000 {
+            let n = u64::from(a.limit().min(knee)) * 100;
+            limits.push(tick_with(a, t, n, lat, 4096, 512).limit);
+            // Two ticks: an undone cut passes through STEADY for one on its way back up.
+            steady = if a.phase() == Phase::Steady {
+                steady + 1
+            } else {
+                0
+            };
+            if steady >= 2 {
+                break;
+            }
+        }
+        assert_eq!(a.phase(), Phase::Steady, "{limits:?}");
+        limits
+    }
+
     #[test]
     fn probing_climbs_while_throughput_grows_and_settles_at_the_knee() {
         let (mut a, mut t) = probing(AimdOptions::new(256));
         let knee = 20u32;
-        let mut limits = [0u32; 64];
-        for l in limits.iter_mut() {
-            // Throughput grows linearly up to the knee, then stays flat.
-            let n = u64::from(a.limit().min(knee)) * 100;
-            *l = tick_with(&mut a, &mut t, n, 80_000, 4096, 512).limit;
-            if a.phase() == Phase::Settling {
-                break;
-            }
-        }
-        assert_eq!(a.phase(), Phase::Settling, "{limits:?}");
-        assert_eq!(
-            a.limit(),
-            knee,
-            "rolled back to the last productive step: {limits:?}"
+        let limits = until_steady(&mut a, &mut t, knee, 80_000);
+        // Within one trimming step (10 %) of the knee, never under it.
+        assert!(
+            a.limit() >= knee && a.limit() <= knee + knee / 10,
+            "{} {limits:?}",
+            a.limit()
         );
-        // The plateau is confirmed PLATEAU_CONFIRM steps past the knee, each at most 1/8 larger.
-        assert!(limits.iter().all(|&l| l <= knee * 3 / 2), "{limits:?}");
+        // Without a target the search doubles while a step gains ≥ 10 % (here 16 → 32, +25 %),
+        // so its first step past the knee may double the depth (32 → 64), and one more step of
+        // that size confirms the plateau (96) before it settles back and trims; it never goes
+        // further. (Before rule 7 the climb took 1/8 steps and stayed within 3/2 × the knee; the
+        // larger steps are what make it fast and noise-proof on a soft knee.) It climbs at most
+        // 1/8 of the depth per tick.
+        assert_eq!(limits.iter().max(), Some(&96), "{limits:?}");
+        assert!(
+            limits
+                .windows(2)
+                .all(|w| w[1] <= w[0] || w[1] - w[0] <= (w[0] / PROBE_STEP_DIV).max(1)),
+            "{limits:?}"
+        );
     }
 
     #[test]
     fn two_rising_ticks_back_off_by_a_fifth() {
-        let (mut a, mut t) = probing(AimdOptions::new(256));
+        // With a target: without one, probing is judged by throughput windows (rule 7) and a
+        // cut first measures the depth in force (`a_cut_that_costs_throughput_is_undone`).
+        let (mut a, mut t) = probing(AimdOptions {
+            max_p99_ns: 5 * MS,
+            ..AimdOptions::new(256)
+        });
         // Climb a little with growing throughput.
         for _ in 0..20 {
             let n = u64::from(a.limit()) * 100;
             tick_with(&mut a, &mut t, n, 80_000, 4096, 512);
         }
         let n = u64::from(a.limit()) * 100;
-        // Latency far above the guard (10 × baseline P99) for two ticks.
+        // Latency far above the guard (the target) for two ticks.
         tick_with(&mut a, &mut t, n, 10 * MS, 4096, 512);
         assert_eq!(a.phase(), Phase::Probing, "one rising tick is noise");
         tick_with(&mut a, &mut t, n, 10 * MS, 4096, 512);
@@ -1235,16 +1966,75 @@ mod tests {
     #[test]
     fn queueing_delay_counts_as_rising() {
         let (mut a, mut t) = probing(AimdOptions::new(256));
-        for _ in 0..40 {
-            let n = u64::from(a.limit().min(16)) * 100;
-            tick_with(&mut a, &mut t, n, 80_000, 4096, 512);
-        }
+        until_steady(&mut a, &mut t, 16, 80_000);
         // Settled around 16; now the same depth sees twice the latency (a neighbour).
         let settled = a.limit();
-        for _ in 0..3 {
+        let undone0 = a.stats().undone_cuts;
+        assert_eq!(a.phase(), Phase::Steady);
+        // Two rising ticks confirm it; BACKOFF then measures the depth in force for
+        // REFERENCE_TICKS ticks, and cuts.
+        for _ in 0..SPIKE_CONFIRM + REFERENCE_TICKS {
+            tick_with(&mut a, &mut t, 800, 160_000, 4096, 512);
+            assert_eq!(a.limit(), settled);
+        }
+        tick_with(&mut a, &mut t, 800, 160_000, 4096, 512);
+        assert!(a.limit() < settled, "{} !< {settled}", a.limit());
+        // The smaller depth completes as much (the neighbour halved the device): the cut stays.
+        let cut = a.limit();
+        for _ in 0..=KNEE_WINDOW_MIN_TICKS {
             tick_with(&mut a, &mut t, 800, 160_000, 4096, 512);
         }
-        assert!(a.limit() < settled, "{} !< {settled}", a.limit());
+        assert!(a.limit() <= cut, "{} > {cut}", a.limit());
+        assert_eq!(a.stats().undone_cuts, undone0);
+    }
+
+    #[test]
+    fn a_cut_that_costs_throughput_is_undone() {
+        let (mut a, mut t) = probing(AimdOptions::new(256));
+        until_steady(&mut a, &mut t, 64, 80_000);
+        let settled = a.limit();
+        assert!((60..=72).contains(&settled), "{settled}");
+        // Its latency doubles at the same throughput (a burst of stalls, or a neighbour that
+        // depth out-competes): the controller measures, cuts, and the cut loses throughput in
+        // proportion (Little's law at a fixed latency), so it is undone.
+        let (mut undone, undone0, backoffs0) = (false, a.stats().undone_cuts, a.stats().backoffs);
+        for _ in 0..40 {
+            let n = u64::from(a.limit().min(64)) * 100;
+            tick_with(&mut a, &mut t, n, 160_000, 4096, 512);
+            if a.stats().undone_cuts > undone0 {
+                undone = true;
+                break;
+            }
+        }
+        assert!(undone, "limit {} {:?}", a.limit(), a.stats());
+        let backoffs = a.stats().backoffs;
+        assert_eq!(backoffs, backoffs0 + 1);
+        // It climbs back (1/8 per tick), checks the depth, and its latency is now the floor: no
+        // further cuts at the same latency.
+        until_steady(&mut a, &mut t, 64, 160_000);
+        for _ in 0..50 {
+            let n = u64::from(a.limit().min(64)) * 100;
+            tick_with(&mut a, &mut t, n, 160_000, 4096, 512);
+        }
+        assert_eq!(a.stats().backoffs, backoffs);
+        assert_eq!(a.limit(), settled);
+    }
+
+    #[test]
+    fn a_faster_device_is_searched_at_once() {
+        let (mut a, mut t) = probing(AimdOptions::new(256));
+        until_steady(&mut a, &mut t, 16, 80_000);
+        let searches = a.stats().knee_searches;
+        // The latency halves at the same depth and the knee moves up to 64: two ticks later a
+        // knee search starts, long before the next periodic re-probe.
+        for _ in 0..SPIKE_CONFIRM {
+            let n = u64::from(a.limit().min(64)) * 100;
+            tick_with(&mut a, &mut t, n, 40_000, 4096, 512);
+        }
+        assert_eq!(a.phase(), Phase::Probing);
+        until_steady(&mut a, &mut t, 64, 40_000);
+        assert!(a.stats().knee_searches > searches);
+        assert!((64..=70).contains(&a.limit()), "{}", a.limit());
     }
 
     #[test]
@@ -1406,7 +2196,11 @@ mod tests {
 
     #[test]
     fn set_min_in_flight_clamps_and_reclamps_the_limit() {
-        let (mut a, mut t) = probing(AimdOptions::new(64));
+        // A target makes the 10 ms latencies below cut at once.
+        let (mut a, mut t) = probing(AimdOptions {
+            max_p99_ns: MS,
+            ..AimdOptions::new(64)
+        });
         assert_eq!(a.bounds(), (DEFAULT_MIN_IN_FLIGHT, 64));
         assert!(a.limit() < 16, "{}", a.limit());
         // Raising the minimum above the limit lifts the limit with it.
