@@ -10,9 +10,10 @@
 //! *accesses* as `AcqRel`, so the code uses fences rather than relying on them).
 //!
 //! 1. **Attaching a link vs the head's completion.** `aura_request_set_linked` stores the link
-//!    pointer (CAS null → link) and then loads the state; if `COMP` is already gone it tries to
-//!    take the pointer back (CAS link → null). The completion clears `COMP` (RMW) and then loads
-//!    the pointer, swapping it out when it is there (`Slot::attach_link` / `Slot::take_link`).
+//!    pointer (CAS null → link) and then loads the slot's `done` flag; if the request is already
+//!    done it tries to take the pointer back (CAS link → null). The completion stores `done`
+//!    and then loads the pointer, swapping it out when it is there (`Slot::attach_link` /
+//!    `Slot::take_link`).
 //!    Checked in every interleaving: the link ends up taken by exactly one side — set_linked
 //!    reports success exactly when the completion took it — and is never left in the slot.
 //! 2. **Cancelling a held request vs its release.** `aura_cancel` sets the cancel flag (RMW) and
@@ -42,7 +43,6 @@ use loom::thread;
 
 const SUB: u32 = 1;
 const COMP: u32 = 2;
-const RUN: u32 = 4;
 const F_CANCEL: u8 = 16;
 
 /// A link "pointer": 0 = none.
@@ -50,6 +50,7 @@ const LINK: usize = 1;
 
 struct Slot {
     state: AtomicU32,
+    done: AtomicBool,
     link: AtomicUsize,
     flags: AtomicU8,
     handle: UnsafeCell<Option<u64>>,
@@ -59,6 +60,7 @@ impl Slot {
     fn new(state: u32) -> Slot {
         Slot {
             state: AtomicU32::new(state),
+            done: AtomicBool::new(false),
             link: AtomicUsize::new(0),
             flags: AtomicU8::new(0),
             handle: UnsafeCell::new(None),
@@ -71,7 +73,7 @@ impl Slot {
             return false;
         }
         fence(SeqCst);
-        if self.state.load(SeqCst) & COMP != 0 {
+        if !self.done.load(SeqCst) {
             return true;
         }
         self.link.compare_exchange(LINK, 0, SeqCst, SeqCst).is_err()
@@ -79,7 +81,7 @@ impl Slot {
 
     /// `Completion::complete` up to `Slot::take_link`.
     fn complete_take_link(&self) -> bool {
-        self.state.fetch_add(RUN - COMP, SeqCst);
+        self.done.store(true, SeqCst);
         fence(SeqCst);
         if self.link.load(SeqCst) == 0 {
             return false;

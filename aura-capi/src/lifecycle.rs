@@ -84,8 +84,9 @@ unsafe impl Sync for CEngine {}
 impl CEngine {
     /// Wraps an engine.
     pub(crate) fn new(engine: Engine, thread_local_mode: bool) -> CEngine {
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
         let shared = Box::new(Shared {
-            slots: SlotTable::new(),
+            slots: SlotTable::new(serial),
             fatal: AtomicI32::new(0),
             registry: RwLock::new(Registry::default()),
             reg_serial: Mutex::new(()),
@@ -94,7 +95,7 @@ impl CEngine {
             thread_local_mode,
             destroying: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+            serial,
             held: AtomicUsize::new(0),
             retry: Mutex::new(Vec::new()),
             retry_len: AtomicUsize::new(0),
@@ -126,6 +127,8 @@ impl Drop for CEngine {
         // SAFETY: dropped exactly once, here; `engine` is not used afterwards. Dropping it
         // drains every request (callbacks run and reach `shared`, still alive).
         unsafe { ManuallyDrop::drop(&mut self.engine) };
+        // Threads' caches of free slots stop giving slots back to this table from here on.
+        crate::request::table_gone(self.shared().serial);
         // SAFETY: leaked from a Box in `new`; no request refers to it any more.
         drop(unsafe { Box::from_raw(self.shared.as_ptr()) });
     }

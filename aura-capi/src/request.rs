@@ -10,8 +10,9 @@
 //!
 //! A slot's `state` holds who still needs it:
 //! - `SUB`: the submitter, until it has stored the engine's `RequestHandle` in the slot;
-//! - `COMP`: the completion, until the callback starts (this bit *is* "pending");
-//! - `RUN`: the callback, while it runs (the handle stays valid until it returns);
+//! - `COMP`: the completion, until its callback has returned (the handle stays valid while the
+//!   callback runs); "pending" is `COMP` without the slot's `done` flag, which the completion
+//!   sets (a plain store, no read-modify-write) just before the callback;
 //! - multiples of `PIN`: readers of the stored `RequestHandle` (cancel).
 //!
 //! A request held behind a linked head ([`crate::link`]) keeps `SUB` until it is finally
@@ -26,7 +27,9 @@
 use std::cell::UnsafeCell;
 use std::os::raw::{c_int, c_void};
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{
+    fence, AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering,
+};
 use std::sync::{Arc, Mutex};
 
 use aura_std::RequestHandle;
@@ -39,10 +42,8 @@ use crate::types::AuraCallback;
 
 /// The submitter still holds the slot.
 pub(crate) const SUB: u32 = 1;
-/// Not completed yet (pending).
+/// The completion (or the callback it runs) still needs the slot.
 pub(crate) const COMP: u32 = 2;
-/// The callback is running.
-pub(crate) const RUN: u32 = 4;
 /// One reader pin.
 pub(crate) const PIN: u32 = 8;
 
@@ -75,6 +76,8 @@ pub struct Slot {
     op: AtomicU8,
     flags: AtomicU8,
     user_data: AtomicPtr<c_void>,
+    /// The request completed: its callback runs or ran (it is no longer pending).
+    done: AtomicBool,
     /// The result that counts as success for a link (bytes asked for), or [`WANT_ANY`].
     want: AtomicU64,
     /// The link to this request's successor (`Arc::into_raw`), or null; set by
@@ -104,6 +107,7 @@ impl Slot {
             op: AtomicU8::new(0),
             flags: AtomicU8::new(0),
             user_data: AtomicPtr::new(std::ptr::null_mut()),
+            done: AtomicBool::new(false),
             want: AtomicU64::new(WANT_ANY),
             link: AtomicPtr::new(std::ptr::null_mut()),
             owner,
@@ -114,7 +118,7 @@ impl Slot {
 
     /// Whether the request has not completed yet.
     pub(crate) fn pending(&self) -> bool {
-        self.state.load(Ordering::Acquire) & COMP != 0
+        self.state.load(Ordering::Acquire) & COMP != 0 && !self.done.load(Ordering::Acquire)
     }
 
     /// The slot's flags.
@@ -138,13 +142,13 @@ impl Slot {
     }
 
     /// Stores the link to this request's successor. `false` when the slot already has one or
-    /// the request completed first.
+    /// the request completed first. The caller saw the request pending (`COMP` held).
     ///
     /// A store, `fence(SeqCst)`, then a load on both sides (the Dekker pattern, with
-    /// [`Slot::take_link`] after the completion clears `COMP`; modelled in
-    /// `tests/loom_link.rs`): either this state load sees `COMP` still set, and the
-    /// completion's later link load sees the link, or it sees `COMP` gone and takes the link
-    /// back — unless the completion already took it, which then resolves it.
+    /// [`Slot::take_link`] after the completion sets `done`; modelled in
+    /// `tests/loom_link.rs`): either this load sees `done` still clear, and the completion's
+    /// later link load sees the link, or it sees `done` and takes the link back — unless the
+    /// completion already took it, which then resolves it.
     pub(crate) fn attach_link(&self, link: Arc<Link>) -> bool {
         let p = Arc::into_raw(link).cast_mut();
         let null = std::ptr::null_mut();
@@ -158,7 +162,7 @@ impl Slot {
             return false;
         }
         fence(Ordering::SeqCst);
-        if self.state.load(Ordering::SeqCst) & COMP != 0 {
+        if !self.done.load(Ordering::SeqCst) {
             return true;
         }
         if self
@@ -173,8 +177,7 @@ impl Slot {
         true
     }
 
-    /// Takes the link stored on this slot (after `COMP` was cleared; see
-    /// [`Slot::attach_link`]). Only THREAD_LOCAL engines link, so only they call it: the fence
+    /// Takes the link stored on this slot (after `done` was set; see [`Slot::attach_link`]). Only THREAD_LOCAL engines link, so only they call it: the fence
     /// costs the other engines nothing.
     fn take_link(&self) -> Option<Arc<Link>> {
         fence(Ordering::SeqCst);
@@ -214,8 +217,74 @@ impl Slot {
 /// A chunk of slots, as allocated.
 type Chunk = Box<[Slot]>;
 
+/// Free slots a thread keeps for one engine, so that a thread that completes requests and
+/// submits new ones (an event loop) takes and gives back slots with no atomic operation. Slots
+/// beyond `LOCAL_MAX` go back to the table's free list in batches of `LOCAL_SPILL`, with one
+/// CAS each; a thread that moves to another engine, or exits, gives back all it holds — to a
+/// table still alive only ([`LIVE`]).
+struct LocalFree {
+    /// The engine (serial) the cached slots belong to; 0 = none.
+    serial: u64,
+    /// Its table: dereferenced only while `serial` is in [`LIVE`], under its lock.
+    table: *const SlotTable,
+    idx: Vec<u32>,
+}
+
+/// Most free slots a thread keeps.
+const LOCAL_MAX: usize = 64;
+/// Slots given back at once when the cache overflows.
+const LOCAL_SPILL: usize = 32;
+
+/// The serials of the engines whose tables are alive. A thread gives cached slots back to a
+/// table only while holding this lock and seeing its serial here; an engine removes its serial
+/// (under the lock) before its table is freed.
+static LIVE: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<u64>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The engine `serial` frees its table: no thread may give slots back to it any more.
+pub(crate) fn table_gone(serial: u64) {
+    live().retain(|&s| s != serial);
+}
+
+impl LocalFree {
+    /// Gives every cached slot back to its table if that is still alive, else forgets them
+    /// (they went with the table).
+    fn flush(&mut self) {
+        if !self.idx.is_empty() {
+            let live = live();
+            if live.contains(&self.serial) {
+                // SAFETY: the serial is live under the lock: the table is not freed before its
+                // engine removes the serial, which waits for this lock.
+                unsafe { &*self.table }.push_chain(&self.idx);
+            }
+            self.idx.clear();
+        }
+    }
+}
+
+impl Drop for LocalFree {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+thread_local! {
+    static LOCAL: std::cell::RefCell<LocalFree> = const {
+        std::cell::RefCell::new(LocalFree {
+            serial: 0,
+            table: std::ptr::null(),
+            idx: Vec::new(),
+        })
+    };
+}
+
 /// The request table of one engine.
 pub(crate) struct SlotTable {
+    /// The engine's serial (its threads' caches of free slots name it).
+    serial: u64,
     chunks: Box<[AtomicPtr<Slot>]>,
     nchunks: AtomicU32,
     /// Free-list head: tag (high 32 bits, bumped by every change, against ABA) and index + 1
@@ -225,8 +294,10 @@ pub(crate) struct SlotTable {
 }
 
 impl SlotTable {
-    pub(crate) fn new() -> SlotTable {
+    pub(crate) fn new(serial: u64) -> SlotTable {
+        live().push(serial);
         SlotTable {
+            serial,
             chunks: (0..MAX_CHUNKS)
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
@@ -247,6 +318,22 @@ impl SlotTable {
 
     /// Takes a free slot, creating a chunk when none is free. `None` when the table is full.
     fn pop(&self, owner: *const Shared) -> Option<&Slot> {
+        let cached = LOCAL
+            .try_with(|l| {
+                let mut l = l.try_borrow_mut().ok()?;
+                if l.serial == self.serial {
+                    l.idx.pop()
+                } else {
+                    None
+                }
+            })
+            .ok()
+            .flatten();
+        if let Some(i) = cached {
+            // Freed by this thread (its last hold released with AcqRel), so everything done to
+            // it before is visible here.
+            return Some(self.slot(i));
+        }
         loop {
             let head = self.head.load(Ordering::Acquire);
             let first = head as u32;
@@ -309,17 +396,67 @@ impl SlotTable {
         true
     }
 
+    /// Gives back slots whose state is 0, linked into one chain: one CAS for all of them.
+    fn push_chain(&self, idx: &[u32]) {
+        let (Some(&first), Some(&last)) = (idx.first(), idx.last()) else {
+            return;
+        };
+        for w in idx.windows(2) {
+            self.slot(w[0]).next.store(w[1] + 1, Ordering::Relaxed);
+        }
+        let last = self.slot(last);
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            last.next.store(head as u32, Ordering::Relaxed);
+            let new = ((head >> 32).wrapping_add(1) << 32) | u64::from(first + 1);
+            match self
+                .head
+                .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(h) => head = h,
+            }
+        }
+    }
+
+    /// Frees a slot whose state reached 0: into this thread's cache when it can, else onto
+    /// the free list.
+    fn free(&self, slot: &Slot) {
+        let cached = LOCAL
+            .try_with(|l| {
+                let Ok(mut l) = l.try_borrow_mut() else {
+                    return false;
+                };
+                if l.serial != self.serial {
+                    l.flush();
+                    l.serial = self.serial;
+                    l.table = self;
+                }
+                l.idx.push(slot.index);
+                if l.idx.len() > LOCAL_MAX {
+                    let from = l.idx.len() - LOCAL_SPILL;
+                    self.push_chain(&l.idx[from..]);
+                    l.idx.truncate(from);
+                }
+                true
+            })
+            .unwrap_or(false);
+        if !cached {
+            self.push(slot);
+        }
+    }
+
     /// Clears `bits` of the slot's state; frees the slot when nothing holds it any more.
     pub(crate) fn release(&self, slot: &Slot, bits: u32) {
         if slot.state.fetch_sub(bits, Ordering::AcqRel) == bits {
-            self.push(slot);
+            self.free(slot);
         }
     }
 
     /// [`SlotTable::release`] as one side of a `SeqCst` pairing.
     pub(crate) fn release_seqcst(&self, slot: &Slot, bits: u32) {
         if slot.state.fetch_sub(bits, Ordering::SeqCst) == bits {
-            self.push(slot);
+            self.free(slot);
         }
     }
 }
@@ -387,13 +524,14 @@ impl Completion {
     pub(crate) fn complete(self, result: aura_std::Result<usize>) {
         let this = std::mem::ManuallyDrop::new(self);
         let slot = this.slot();
-        // Pending → running, in one step (SeqCst: see `Slot::attach_link`).
-        slot.state.fetch_add(RUN - COMP, Ordering::SeqCst);
+        // No longer pending (the fence that pairs with `Slot::attach_link` is in
+        // `take_link`); `COMP` keeps the slot until the callback returned.
+        slot.done.store(true, Ordering::Release);
         finish(this.shared(), slot, this.callback, result);
     }
 }
 
-/// The end of a request whose `RUN` the caller holds: hands its link on (a successor is
+/// The end of a request whose `COMP` the caller holds (`done` set): hands its link on (a successor is
 /// submitted before this callback, cancelled after it), runs the C callback, frees the slot.
 pub(crate) fn finish(
     shared: &Shared,
@@ -416,7 +554,7 @@ pub(crate) fn finish(
         let ud = slot.user_data.load(Ordering::Relaxed);
         let req = std::ptr::from_ref(slot).cast_mut();
         // SAFETY: a C function pointer given at submission with this signature; `req` stays
-        // valid until it returns (RUN is held), `ud` is the caller's own pointer.
+        // valid until it returns (COMP is held), `ud` is the caller's own pointer.
         unsafe { cb(req, crate::error::callback_result(result), ud) };
     }
     if !ok {
@@ -424,7 +562,7 @@ pub(crate) fn finish(
             l.resolve(false);
         }
     }
-    shared.slots.release(slot, RUN);
+    shared.slots.release(slot, COMP);
 }
 
 impl Drop for Completion {
@@ -464,6 +602,7 @@ impl<'a> Submitting<'a> {
     ) -> Option<Submitting<'a>> {
         let slot = shared.slots.pop(shared)?;
         slot.want.store(want, Ordering::Relaxed);
+        slot.done.store(false, Ordering::Relaxed);
         slot.fd.store(fd, Ordering::Relaxed);
         slot.op.store(op, Ordering::Relaxed);
         slot.flags.store(flags, Ordering::Relaxed);
@@ -521,7 +660,7 @@ impl Drop for Submitting<'_> {
 fn pinned_handle(shared: &Shared, slot: &Slot) -> Result<RequestHandle, i32> {
     let mut s = slot.state.load(Ordering::Acquire);
     loop {
-        if s & COMP == 0 || s & SUB != 0 {
+        if s & COMP == 0 || s & SUB != 0 || slot.done.load(Ordering::Acquire) {
             // Completed (or a stale handle whose slot is being reused).
             return Err(EALREADY);
         }
