@@ -15,11 +15,12 @@
 //!
 //!   One criterion iteration is 32 completions (`Throughput::Elements(32)`); completions beyond
 //!   the iteration's count are credited to the next one, so the depth never drains.
-//! - `engine_overhead/small_b32`: rounds of 32 one-byte reads (at random page offsets). The Engine
-//!   has no NOP operation, so a one-byte read of a cached page stands in for the cheapest
-//!   operation: it measures per-request overhead with almost no kernel work per request.
-//!   - bare: push 32 reads through one SQ view, `submit_and_wait(32)`, reap 32.
-//!   - Engine: 32 `read` calls, then `wait(-1)` until their 32 callbacks ran.
+//! - `engine_overhead/nop_b32`: rounds of 32 NOPs (`IORING_OP_NOP`): per-request overhead with no
+//!   kernel work per request beyond the ring itself — the issue's "NOPs at batch 32".
+//!   - bare: push 32 NOPs through one SQ view, `submit_and_wait(32)`, reap 32.
+//!   - Engine: 32 `Engine::nop` calls, then `wait(-1)` until their 32 callbacks ran.
+//! - `engine_overhead/small_b32`: the same rounds with 32 one-byte reads of cached pages (at
+//!   random page offsets) instead of NOPs: a little kernel work per request.
 //!
 //!   One iteration is one round (`Throughput::Elements(32)`).
 //!
@@ -205,6 +206,40 @@ impl BareReads {
     }
 }
 
+/// The bare ring's rounds of 32 NOPs.
+struct BareNop {
+    ring: Ring,
+}
+
+impl BareNop {
+    fn new() -> BareNop {
+        BareNop {
+            ring: Ring::new(2 * DEPTH as u32, &Params::new()).expect("ring"),
+        }
+    }
+
+    #[inline(never)]
+    fn round(&mut self) -> u64 {
+        {
+            let mut sq = self.ring.sq();
+            for slot in 0..DEPTH {
+                let sqe = op::nop().user_data(slot as u64);
+                // SAFETY: a NOP references no memory.
+                unsafe { sq.push(&sqe) }.expect("SQ has room");
+            }
+        }
+        self.ring
+            .submit_and_wait(DEPTH as u32)
+            .expect("submit_and_wait");
+        let mut sum = 0;
+        for cqe in self.ring.cq() {
+            assert_eq!(cqe.res, 0, "bare nop");
+            sum += 1 + cqe.user_data;
+        }
+        sum
+    }
+}
+
 /// The bare ring's rounds of 32 one-byte reads.
 struct BareSmall {
     ring: Ring,
@@ -379,6 +414,36 @@ impl EngineSmall {
     }
 }
 
+/// The Engine's rounds of 32 NOPs.
+struct EngineNop {
+    engine: Engine,
+}
+
+impl EngineNop {
+    fn new(options: Options) -> EngineNop {
+        EngineNop {
+            engine: Engine::with_options(options).expect("engine"),
+        }
+    }
+
+    #[inline(never)]
+    fn round(&mut self) -> u64 {
+        RAN.with(|r| r.set(0));
+        for _ in 0..DEPTH {
+            self.engine
+                .nop(|r| {
+                    assert_eq!(r.ok(), Some(0), "engine nop");
+                    RAN.with(|n| n.set(n.get() + 1));
+                })
+                .expect("engine nop");
+        }
+        while RAN.with(Cell::get) < DEPTH as u64 {
+            self.engine.wait(-1).expect("wait");
+        }
+        DEPTH as u64
+    }
+}
+
 // ---- the benches ----
 
 /// The Engine variants: name and options.
@@ -438,7 +503,22 @@ fn engine_overhead(c: &mut Criterion) {
         report(name, "read4k_qd32", &e.engine);
     }
 
-    // (b) rounds of 32 one-byte reads (the Engine has no NOP).
+    // (b) rounds of 32 NOPs.
+    {
+        let mut bare = BareNop::new();
+        g.bench_function(BenchmarkId::new("nop_b32", "bare"), |b| {
+            b.iter(|| black_box(bare.round()))
+        });
+    }
+    for (name, options) in engine_variants() {
+        let mut e = EngineNop::new(options);
+        g.bench_function(BenchmarkId::new("nop_b32", name), |b| {
+            b.iter(|| black_box(e.round()))
+        });
+        report(name, "nop_b32", &e.engine);
+    }
+
+    // (c) rounds of 32 one-byte reads.
     {
         let mut bare = BareSmall::new(fd, &pool);
         g.bench_function(BenchmarkId::new("small_b32", "bare"), |b| {
@@ -505,30 +585,56 @@ fn paired(fd: i32, pool: &BufferPool) {
     drop(engine);
     drop(bare);
 
+    let mut bare = BareNop::new();
+    let mut engine = EngineNop::new(base());
+    paired_rounds("nop_b32", pairs, block, &mut || bare.round(), &mut || {
+        engine.round()
+    });
+    report("engine (paired)", "nop_b32", &engine.engine);
+    drop(engine);
+
     let mut bare = BareSmall::new(fd, pool);
     let mut engine = EngineSmall::new(fd, base());
+    paired_rounds("small_b32", pairs, block, &mut || bare.round(), &mut || {
+        engine.round()
+    });
+    report("engine (paired)", "small_b32", &engine.engine);
+}
+
+/// The paired comparison of one round-based case: `block` rounds of each side alternate,
+/// `pairs` times after one block each of warm-up; prints the median of bare time / Engine time.
+fn paired_rounds(
+    case: &str,
+    pairs: u64,
+    block: u64,
+    bare: &mut dyn FnMut() -> u64,
+    engine: &mut dyn FnMut() -> u64,
+) {
     let mut sink = 0;
-    let mut rounds = |b: &mut BareSmall, e: &mut EngineSmall, bare_side: bool| {
+    let mut timed = |f: &mut dyn FnMut() -> u64| {
+        let t = Instant::now();
         for _ in 0..block {
-            sink += if bare_side { b.round() } else { e.round() };
+            sink += f();
         }
+        t.elapsed().as_secs_f64()
     };
-    rounds(&mut bare, &mut engine, true);
-    rounds(&mut bare, &mut engine, false);
-    let ratios = (0..pairs)
+    timed(bare);
+    timed(engine);
+    let mut ratios = (0..pairs)
         .map(|_| {
-            let b = timed(&mut || rounds(&mut bare, &mut engine, true));
-            let e = timed(&mut || rounds(&mut bare, &mut engine, false));
+            let b = timed(bare);
+            let e = timed(engine);
             b / e
         })
         .collect::<Vec<_>>();
     black_box(sink);
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
     eprintln!(
-        "engine_overhead: paired small_b32 engine/bare = {:.3} (median of {pairs} pairs of \
+        "engine_overhead: paired {case} engine/bare = {:.3} (median of {pairs} pairs of \
          {block} rounds)",
-        median(ratios)
+        (ratios[(n - 1) / 2] + ratios[n / 2]) / 2.0
     );
-    report("engine (paired)", "small_b32", &engine.engine);
 }
 
 /// Criterion's defaults for this bench (the command line still overrides them).
