@@ -15,7 +15,7 @@
 //!   sets (a plain store, no read-modify-write) just before the callback;
 //! - multiples of `PIN`: readers of the stored `RequestHandle` (cancel).
 //!
-//! A request held behind a linked head ([`crate::link`]) keeps `SUB` until it is finally
+//! A request held behind a linked head (the `link` module) keeps `SUB` until it is finally
 //! submitted (or completed without being submitted), so its handle is written under the same
 //! rule.
 //!
@@ -53,7 +53,7 @@ pub(crate) const F_FIXED_BUF: u8 = 1;
 pub(crate) const F_FIXED_FILE: u8 = 2;
 /// Slot flag: `aura_request_set_linked` was applied.
 pub(crate) const F_LINKED: u8 = 4;
-/// Slot flag: the request was held behind a linked head (see [`crate::link`]).
+/// Slot flag: the request was held behind a linked head (see the `link` module).
 pub(crate) const F_HELD: u8 = 8;
 /// Slot flag: a held request was cancelled before it was submitted.
 pub(crate) const F_CANCEL: u8 = 16;
@@ -621,7 +621,7 @@ impl<'a> Submitting<'a> {
         self.slot
     }
 
-    /// Keeps `SUB` for a held request (see [`crate::link`]), which publishes its handle when it
+    /// Keeps `SUB` for a held request (see the `link` module), which publishes its handle when it
     /// is finally submitted. Returns the C handle.
     pub(crate) fn hold(self) -> *mut Slot {
         let ptr = std::ptr::from_ref(self.slot).cast_mut();
@@ -793,7 +793,7 @@ pub unsafe extern "C" fn aura_request_is_linked(req: *const Slot) -> bool {
 
 /// `int aura_request_set_linked(aura_request_t *req)`: the calling thread's next submission on
 /// this engine runs only after `req` succeeded, and completes with `-ECANCELED` if `req` fails
-/// (see [`crate::link`] for how). THREAD_LOCAL mode only, as in the original: EINVAL otherwise,
+/// (see the `link` module for how). THREAD_LOCAL mode only, as in the original: EINVAL otherwise,
 /// and for a request that already completed or already has a successor.
 ///
 /// # Safety
