@@ -419,3 +419,51 @@ fn limits_stay_in_bounds_under_random_models_and_options() {
         }
     }
 }
+
+/// The goal for `--target_p99=1ms` on the virtio disk, in the model: from a cold start,
+/// over 5 s (convergence included: the P99 a user measures is the whole run's), the run's P99 is
+/// under a 1 ms target and the run completes ≥ 95 % of what the best static depth whose P99
+/// meets the target completes over the same 5 s (depth 48, just under the model's stall storms).
+/// Rules 1–6 alone: P99 2.6 ms and 0.83 × (80 ms at depth 256 before engaging put 2 % of the
+/// run over the target, and the 1 s target window, still holding those samples, cut the climb
+/// back to depth 4 for a second); rule 9: P99 0.65–0.9 ms at 0.97–0.99 ×.
+#[test]
+fn holds_a_1ms_target_on_a_virtio_disk_over_the_whole_run() {
+    let target_ns = MS;
+    let secs = 5;
+    for seed in 1u64..=6 {
+        let mut best = (0u32, 0u64, 0u64);
+        for depth in [8u32, 16, 24, 32, 40, 48, 56, 64, 96, 128] {
+            let mut st = closed_loop(virtio(), 256, Gate::Static(depth), secs);
+            st.seed = seed;
+            let sum = summarize(&run(&st), 0, secs * SEC);
+            if sum.p99_ns <= target_ns && sum.iops > best.1 {
+                best = (depth, sum.iops, sum.p99_ns);
+            }
+        }
+        let opts = AimdOptions {
+            max_p99_ns: target_ns,
+            ..AimdOptions::new(256)
+        };
+        let mut s = closed_loop(virtio(), 256, Gate::Aimd(opts), secs);
+        s.seed = seed;
+        let rows = run(&s);
+        let sum = summarize(&rows, 0, secs * SEC);
+        let late = summarize(&rows, 2 * SEC, secs * SEC);
+        assert!(
+            sum.p99_ns < target_ns,
+            "seed {seed}: P99 {} ns over the 1 ms target (limit {}, {}–{} after 2 s)",
+            sum.p99_ns,
+            late.limit_median,
+            late.limit_min,
+            late.limit_max
+        );
+        assert!(
+            sum.iops * 100 >= best.1 * 95,
+            "seed {seed}: {} IOPS vs best static depth {} under the target: {}",
+            sum.iops,
+            best.0,
+            best.1
+        );
+    }
+}
