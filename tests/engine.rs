@@ -399,6 +399,23 @@ fn nop_completes_with_zero() {
 }
 
 #[test]
+fn record_handle_sees_the_handle_before_the_op_returns() {
+    let _g = shared();
+    let engine = small_engine();
+    let slot = aura::HandleSlot::new();
+    assert_eq!(slot.get(), None);
+    let got = Got::new();
+    let h = aura::record_handle(&slot, || engine.nop(got.cb())).unwrap();
+    assert_eq!(slot.get(), Some(h));
+    ok(settle(&engine, &got));
+    // Outside record_handle nothing is recorded.
+    slot.clear();
+    engine.nop(got.cb()).unwrap();
+    ok(settle(&engine, &got));
+    assert_eq!(slot.get(), None);
+}
+
+#[test]
 fn openat_read_close() {
     let _g = shared();
     let engine = small_engine();

@@ -76,8 +76,9 @@ where
         }
     }
     let mut f = f;
-    match f(ce.engine(), sub.completion(callback)) {
-        Ok(handle) => sub.publish(handle),
+    let completion = sub.completion(callback);
+    match aura_std::record_handle(sub.slot().handle_slot(), || f(ce.engine(), completion)) {
+        Ok(_) => sub.publish(),
         Err(e) => {
             drop(sub);
             fail_null(errno_of(&e))
@@ -91,22 +92,30 @@ where
 fn submit_linked(
     ce: &CEngine,
     link: &Link,
-    sub: Submitting<'_>,
+    mut sub: Submitting<'_>,
     callback: AuraCallback,
     f: link::Submit,
 ) -> *mut Slot {
+    // Held, it keeps SUB until it is submitted; taken before the link can see it.
+    sub.take_sub();
+    let record = sub.slot().handle_slot();
     let result = match link.successor(ce.engine(), ce.shared(), sub.slot(), callback, f) {
         Next::Held => return sub.hold(),
-        Next::SubmitNow(mut f) => f(ce.engine(), sub.completion(callback)),
+        Next::SubmitNow(mut f) => {
+            let c = sub.completion(callback);
+            aura_std::record_handle(record, || f(ce.engine(), c))
+        }
         // Through the ring, so the callback runs in poll / wait like any other.
         Next::Cancel => {
             let c = sub.completion(callback);
-            ce.engine()
-                .nop(move |_| c.complete(Err(aura_std::Error::Cancelled)))
+            aura_std::record_handle(record, || {
+                ce.engine()
+                    .nop(move |_| c.complete(Err(aura_std::Error::Cancelled)))
+            })
         }
     };
     match result {
-        Ok(handle) => sub.publish(handle),
+        Ok(_) => sub.publish(),
         Err(e) => {
             drop(sub);
             fail_null(errno_of(&e))

@@ -226,10 +226,11 @@ impl Held {
             return;
         }
         let attempt = Completion::for_held(slot, self.callback);
-        match (self.submit)(&self.engine, attempt) {
+        let (submit, engine) = (&mut self.submit, &self.engine);
+        match aura_std::record_handle(slot.handle_slot(), || submit(engine, attempt)) {
             Ok(handle) => {
                 shared.held.fetch_sub(1, Ordering::SeqCst);
-                slot.publish_held(handle);
+                slot.publish_held();
                 // `SUB` gone, fence, then read the flag; `aura_cancel` sets the flag, fences,
                 // then reads the state (the Dekker pattern, modelled in tests/loom_link.rs):
                 // either it sees `SUB` gone and cancels the handle itself, or this load sees

@@ -9,22 +9,19 @@
 //! answers are then about whatever the slot holds now, never undefined behaviour in Rust).
 //!
 //! A slot's `state` holds who still needs it:
-//! - `SUB`: the submitter, until it has stored the engine's `RequestHandle` in the slot;
-//! - `COMP`: the completion, until its callback has returned (the handle stays valid while the
+//! - `COMP`: the request, until its callback has returned (the handle stays valid while the
 //!   callback runs); "pending" is `COMP` without the slot's `done` flag, which the completion
 //!   sets (a plain store, no read-modify-write) just before the callback;
-//! - multiples of `PIN`: readers of the stored `RequestHandle` (cancel).
+//! - `SUB`: only for the successor of a linked request (the `link` module): its submitter,
+//!   until it was finally submitted (or completed without being submitted);
+//! - multiples of `PIN`: readers of the stored engine handle (cancel).
 //!
-//! A request held behind a linked head (the `link` module) keeps `SUB` until it is finally
-//! submitted (or completed without being submitted), so its handle is written under the same
-//! rule.
-//!
-//! The slot returns to the free list when the state drops to 0, by whoever clears the last
-//! bit. The stored handle is written only while `SUB` is set and read only under a pin taken
-//! after `SUB` was cleared, and a slot is rewritten only after it was freed, so the handle cell
-//! never sees a write concurrent with a read.
+//! The engine records a request's handle in the slot (`aura_std::record_handle`, atomics)
+//! under the ring's lock before the request can complete, so an ordinary submission needs no
+//! hold of its own. The slot returns to the free list when the state drops to 0, by whoever
+//! clears the last bit; a pinned reader keeps it from being reused (and its handle rewritten)
+//! while it reads.
 
-use std::cell::UnsafeCell;
 use std::os::raw::{c_int, c_void};
 use std::ptr::NonNull;
 use std::sync::atomic::{
@@ -66,8 +63,8 @@ pub(crate) const CHUNK: usize = 256;
 /// Chunks per engine: at most `CHUNK * MAX_CHUNKS` (1 Mi) requests in flight per engine.
 pub(crate) const MAX_CHUNKS: usize = 4096;
 
-/// One C request handle (`aura_request_t`). Every field a reader may see is atomic; `handle`
-/// follows the protocol of the [module docs](self).
+/// One C request handle (`aura_request_t`). Every field is atomic; the [module docs](self)
+/// say who may write what when.
 pub struct Slot {
     state: AtomicU32,
     /// Free-list link: index + 1 of the next free slot, 0 = end.
@@ -87,13 +84,11 @@ pub struct Slot {
     owner: *const Shared,
     /// This slot's index in its table.
     index: u32,
-    handle: UnsafeCell<Option<RequestHandle>>,
+    /// The engine's handle, recorded under the ring's lock before the request can complete.
+    handle: aura_std::HandleSlot,
 }
 
-// SAFETY: every field but `handle` is atomic or immutable after creation (`owner`, `index`).
-// `handle` is written only by the thread holding `SUB` and read only under a `PIN` taken after
-// `SUB` was cleared (Release/Acquire on `state`), and a slot is reused only after its state went
-// back to 0 — so accesses to it never race (module docs).
+// SAFETY: every field is atomic or immutable after creation (`owner`, `index`).
 unsafe impl Sync for Slot {}
 // SAFETY: as for Sync; `owner` is only dereferenced while the engine is alive.
 unsafe impl Send for Slot {}
@@ -112,7 +107,7 @@ impl Slot {
             link: AtomicPtr::new(std::ptr::null_mut()),
             owner,
             index,
-            handle: UnsafeCell::new(None),
+            handle: aura_std::HandleSlot::new(),
         }
     }
 
@@ -202,12 +197,14 @@ impl Slot {
         }
     }
 
-    /// Stores the engine handle of a held request and gives up its `SUB` (`SeqCst`, pairing
-    /// with `aura_cancel`'s flag store then state load).
-    pub(crate) fn publish_held(&self, handle: RequestHandle) {
-        // SAFETY: SUB is held by the held request (the slot cannot be reused) and no reader
-        // pins the handle while SUB is set (module docs).
-        unsafe { *self.handle.get() = Some(handle) };
+    /// Where the engine records this request's handle ([`aura_std::record_handle`]).
+    pub(crate) fn handle_slot(&self) -> &aura_std::HandleSlot {
+        &self.handle
+    }
+
+    /// Gives up a held request's `SUB` once it was submitted (its handle recorded); `SeqCst`,
+    /// pairing with `aura_cancel`'s flag store then state load.
+    pub(crate) fn publish_held(&self) {
         // SAFETY: a slot's owner is its engine state, alive while any of its requests is.
         let shared = unsafe { &*self.owner };
         shared.slots.release_seqcst(self, SUB);
@@ -584,10 +581,14 @@ impl Drop for Completion {
     }
 }
 
-/// A slot being submitted: holds `SUB` until [`Submitting::publish`] or drop.
+/// A slot being submitted. An ordinary submission holds nothing of its own: the engine records
+/// the request's handle under the ring's lock before the request can complete
+/// ([`aura_std::record_handle`]), and the completion owns `COMP`. The successor of a linked
+/// request holds `SUB` ([`Submitting::take_sub`]) until [`Submitting::publish`] or drop.
 pub(crate) struct Submitting<'a> {
     table: &'a SlotTable,
     slot: &'a Slot,
+    sub: bool,
 }
 
 impl<'a> Submitting<'a> {
@@ -603,16 +604,18 @@ impl<'a> Submitting<'a> {
         let slot = shared.slots.pop(shared)?;
         slot.want.store(want, Ordering::Relaxed);
         slot.done.store(false, Ordering::Relaxed);
+        slot.handle.clear();
         slot.fd.store(fd, Ordering::Relaxed);
         slot.op.store(op, Ordering::Relaxed);
         slot.flags.store(flags, Ordering::Relaxed);
         slot.user_data.store(user_data, Ordering::Relaxed);
-        // The slot is ours alone until this store publishes nothing but our own hold; the
-        // engine's locks order it before the completion thread sees the request.
-        slot.state.store(SUB | COMP, Ordering::Release);
+        // The slot is ours alone until the request is submitted; the engine's locks order
+        // these stores before the completion thread sees the request.
+        slot.state.store(COMP, Ordering::Release);
         Some(Submitting {
             table: &shared.slots,
             slot,
+            sub: false,
         })
     }
 
@@ -621,8 +624,16 @@ impl<'a> Submitting<'a> {
         self.slot
     }
 
-    /// Keeps `SUB` for a held request (see the `link` module), which publishes its handle when it
-    /// is finally submitted. Returns the C handle.
+    /// Takes `SUB` (the successor of a linked request, which may be held).
+    pub(crate) fn take_sub(&mut self) {
+        if !self.sub {
+            self.slot.state.fetch_add(SUB, Ordering::SeqCst);
+            self.sub = true;
+        }
+    }
+
+    /// Keeps `SUB` for a held request (see the `link` module), which gives it up when it is
+    /// finally submitted. Returns the C handle.
     pub(crate) fn hold(self) -> *mut Slot {
         let ptr = std::ptr::from_ref(self.slot).cast_mut();
         std::mem::forget(self);
@@ -638,21 +649,18 @@ impl<'a> Submitting<'a> {
         }
     }
 
-    /// Records the engine's handle and releases the submitter's hold. Returns the C handle.
-    pub(crate) fn publish(self, handle: RequestHandle) -> *mut Slot {
-        // SAFETY: SUB is held (the state cannot reach 0 and the slot cannot be reused), and no
-        // reader pins the handle while SUB is set (module docs).
-        unsafe { *self.slot.handle.get() = Some(handle) };
-        let ptr = std::ptr::from_ref(self.slot).cast_mut();
-        // Drop releases SUB with Release ordering, publishing the handle.
-        drop(self);
-        ptr
+    /// The request was submitted (its handle recorded): releases `SUB` if held. Returns the C
+    /// handle.
+    pub(crate) fn publish(self) -> *mut Slot {
+        std::ptr::from_ref(self.slot).cast_mut()
     }
 }
 
 impl Drop for Submitting<'_> {
     fn drop(&mut self) {
-        self.table.release(self.slot, SUB);
+        if self.sub {
+            self.table.release_seqcst(self.slot, SUB);
+        }
     }
 }
 
@@ -672,9 +680,8 @@ fn pinned_handle(shared: &Shared, slot: &Slot) -> Result<RequestHandle, i32> {
             Err(now) => s = now,
         }
     }
-    // SAFETY: pinned after SUB was cleared: the handle was written before (Release/Acquire on
-    // `state`) and cannot be rewritten until the pin is gone.
-    let handle = unsafe { *slot.handle.get() };
+    // Pinned: the slot cannot be reused (and its handle rewritten) until the pin is gone.
+    let handle = slot.handle.get();
     shared.slots.release(slot, PIN);
     handle.ok_or(EALREADY)
 }

@@ -567,6 +567,11 @@ impl Engine {
         let user_data = token.user_data();
         shard.counters.add_pending(&mut st, 1);
         let sqe = sqe.user_data(user_data);
+        // Before the SQE can reach the kernel (and so before the request can complete).
+        crate::request::record(RequestHandle {
+            ring: ring as u32,
+            user_data,
+        });
         if let Err(e) = st.admit(user_data, &sqe, direct, &inner.sleepers) {
             // The SQE never reached the kernel: take the slot back. It was inserted under this
             // same lock and nothing else removes a slot whose SQE is not in the ring.

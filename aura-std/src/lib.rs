@@ -44,4 +44,4 @@ pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use options::{Options, RingSelect, DEFAULT_ALIGNMENT, DEFAULT_QUEUE_DEPTH};
 #[cfg(not(loom))]
-pub use request::RequestHandle;
+pub use request::{record_handle, HandleSlot, RequestHandle};

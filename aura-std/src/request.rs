@@ -147,6 +147,83 @@ impl<A, F: CallOnce<A>> CallOnce<A> for Box<BoxedFn<F>> {
     }
 }
 
+/// Where a submission made inside [`record_handle`] stores its [`RequestHandle`]: under its
+/// ring's lock, before its SQE can reach the kernel, so the handle is in place before the
+/// request can complete. For bindings that hand out request objects of their own (the C API)
+/// and must be able to cancel through them at any time.
+#[derive(Debug)]
+pub struct HandleSlot {
+    /// The ring, or `u32::MAX` while no handle is recorded.
+    ring: std::sync::atomic::AtomicU32,
+    user_data: std::sync::atomic::AtomicU64,
+}
+
+impl HandleSlot {
+    /// An empty slot.
+    pub const fn new() -> HandleSlot {
+        HandleSlot {
+            ring: std::sync::atomic::AtomicU32::new(u32::MAX),
+            user_data: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The recorded handle, if any.
+    pub fn get(&self) -> Option<RequestHandle> {
+        use std::sync::atomic::Ordering;
+        let ring = self.ring.load(Ordering::Acquire);
+        (ring != u32::MAX).then(|| RequestHandle {
+            ring,
+            user_data: self.user_data.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Forgets the recorded handle.
+    pub fn clear(&self) {
+        self.ring
+            .store(u32::MAX, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn set(&self, handle: RequestHandle) {
+        use std::sync::atomic::Ordering;
+        self.user_data.store(handle.user_data, Ordering::Relaxed);
+        self.ring.store(handle.ring, Ordering::Release);
+    }
+}
+
+impl Default for HandleSlot {
+    fn default() -> Self {
+        HandleSlot::new()
+    }
+}
+
+thread_local! {
+    /// The [`HandleSlot`] of the [`record_handle`] call running on this thread, if any.
+    static HANDLE_SINK: Cell<Option<std::ptr::NonNull<HandleSlot>>> = const { Cell::new(None) };
+}
+
+/// Runs `f`; the handle of each submission `f` makes on this thread is stored in `slot` (the
+/// last one wins) before that submission's SQE can reach the kernel.
+pub fn record_handle<R>(slot: &HandleSlot, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<std::ptr::NonNull<HandleSlot>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            HANDLE_SINK.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(HANDLE_SINK.with(|s| s.replace(Some(std::ptr::NonNull::from(slot)))));
+    f()
+}
+
+/// Stores `handle` in the [`record_handle`] slot of this thread, if one is set.
+#[inline]
+pub(crate) fn record(handle: RequestHandle) {
+    if let Some(p) = HANDLE_SINK.with(Cell::get) {
+        // SAFETY: the pointer is set only while `record_handle` runs, which borrows the slot
+        // for that whole time (and restores the previous value before returning or unwinding).
+        unsafe { p.as_ref() }.set(handle);
+    }
+}
+
 /// Identifies a submitted request, for [`crate::Engine::cancel`]. Stale handles are harmless:
 /// the slot's generation no longer matches and cancel answers [`Error::InvalidArgument`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
