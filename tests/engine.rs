@@ -1795,6 +1795,9 @@ fn o_direct_rate_is_the_same_on_either_cpu() {
         return;
     };
     let (c0, c1) = (cpus[0], cpus[1]);
+    // Earlier tests (the C suite builds and installs programs) leave dirty pages whose writeback
+    // would share the disk and a CPU with the runs below: flush them first.
+    rustix::fs::sync();
     pinned_run(c0, &path, PLACEMENT_BLOCKS, 0.3); // warm-up, not counted
 
     // Three runs per CPU, in the order A B B A A B, so a device (or a neighbour) whose rate
