@@ -206,6 +206,18 @@ impl BareReads {
     }
 }
 
+/// Submits the round's `DEPTH` SQEs, waits for their completions and reaps them, each of which
+/// must have the result `res`. Returns a checksum of the user data (so nothing is optimised out).
+fn submit_and_reap(ring: &mut Ring, res: i32) -> u64 {
+    ring.submit_and_wait(DEPTH as u32).expect("submit_and_wait");
+    let mut sum = 0;
+    for cqe in ring.cq() {
+        assert_eq!(cqe.res, res, "bare round");
+        sum += 1 + cqe.user_data;
+    }
+    sum
+}
+
 /// The bare ring's rounds of 32 NOPs.
 struct BareNop {
     ring: Ring,
@@ -228,15 +240,7 @@ impl BareNop {
                 unsafe { sq.push(&sqe) }.expect("SQ has room");
             }
         }
-        self.ring
-            .submit_and_wait(DEPTH as u32)
-            .expect("submit_and_wait");
-        let mut sum = 0;
-        for cqe in self.ring.cq() {
-            assert_eq!(cqe.res, 0, "bare nop");
-            sum += 1 + cqe.user_data;
-        }
-        sum
+        submit_and_reap(&mut self.ring, 0)
     }
 }
 
@@ -275,15 +279,7 @@ impl BareSmall {
                 unsafe { sq.push(&sqe) }.expect("SQ has room");
             }
         }
-        self.ring
-            .submit_and_wait(DEPTH as u32)
-            .expect("submit_and_wait");
-        let mut sum = 0;
-        for cqe in self.ring.cq() {
-            assert_eq!(cqe.res, 1, "bare read");
-            sum += 1 + cqe.user_data;
-        }
-        sum
+        submit_and_reap(&mut self.ring, 1)
     }
 }
 

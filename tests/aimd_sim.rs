@@ -352,13 +352,7 @@ fn limits_stay_in_bounds_under_random_models_and_options() {
             jitter_permille: rng.below(1001) as u32,
             tail_permille: rng.below(334) as u32,
             bytes_per_io: rng.below(1 << 30),
-            curve: &[],
-            rate_jitter_permille: 0,
-            rate_drift_permille: 0,
-            stall_above: 0,
-            stall_permille: 0,
-            stall_min_ns: 0,
-            stall_max_ns: 0,
+            ..aura_core::sim::device::SHARP
         };
         let max = 1 + rng.below(1024) as u32;
         let min = if rng.below(3) == 0 {

@@ -1594,12 +1594,7 @@ impl Aimd {
         }
         self.knee_ramp_to = 0;
         self.knee_window.restart(u32::from(settled < self.limit));
-        self.limit = settled;
-        self.plateau = 0;
-        self.spikes = 0;
-        self.via_backoff = false;
-        self.phase = Phase::Settling;
-        self.settle = 0;
+        self.enter_settling(settled);
         if settled != self.probe_start || trim {
             // A new depth: its own floor and guard (a re-probe that came back keeps them, so
             // a latency rise that began during it is still measured against the old floor).
@@ -1730,14 +1725,19 @@ impl Aimd {
             // came back to where it started does not.
             self.stable = 0;
         }
-        self.limit = settled;
+        self.enter_settling(settled);
+        // The floor restarts at the settled depth.
+        self.floor.clear();
+    }
+
+    /// A probe ends at `limit`: SETTLING starts there, with the probe's counters cleared.
+    fn enter_settling(&mut self, limit: u32) {
+        self.limit = limit;
         self.plateau = 0;
         self.spikes = 0;
         self.via_backoff = false;
         self.phase = Phase::Settling;
         self.settle = 0;
-        // The floor restarts at the settled depth.
-        self.floor.clear();
     }
 
     /// The highest depth a probe with a target may step to: one under the ceiling while it

@@ -145,8 +145,9 @@ pub const DRIFT_NS: u64 = 100_000_000;
 /// One episode in this many is a stall storm (stalls come in bursts on a virtualised disk).
 pub const STORM_EVERY: u64 = 4;
 
-/// The fields a sharp-knee profile leaves at zero.
-const SHARP: Profile = Profile {
+/// The fields a sharp-knee profile leaves at zero (a base for `..SHARP` in profiles built
+/// elsewhere, e.g. random ones in tests).
+pub const SHARP: Profile = Profile {
     name: "",
     base_ns: 1,
     knee: 1,
