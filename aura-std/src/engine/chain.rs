@@ -10,6 +10,7 @@ use super::{lock, Claim, Engine};
 use crate::buffer::BufferRef;
 use crate::error::{Error, Result};
 use crate::request::{Keep, Request, RequestHandle};
+use crate::shard::ShardState;
 
 /// A linked chain being built; [`Chain::submit`] sends it. Each operation's callback runs as
 /// usual; after a failure, the later ones get [`Error::Cancelled`].
@@ -138,11 +139,14 @@ impl<'e> Chain<'e> {
                 req.submit_ns = now.max(1);
             }
             req.fixed = claim.bits();
-            let token = st
-                .slab
-                .insert(req)
-                .map_err(|_| Error::WouldBlock)?
-                .user_data();
+            let token = match st.slab.insert(req) {
+                Ok(t) => t.user_data(),
+                Err(mut r) => {
+                    r.fixed = 0;
+                    engine.unwind_chain(&mut st, &handles);
+                    return Err(Error::WouldBlock);
+                }
+            };
             // The slot owns the claim now: its completion releases it.
             claim.commit();
             let mut sqe = sqe.user_data(token);
@@ -157,11 +161,27 @@ impl<'e> Chain<'e> {
         }
         // SAFETY: each SQE's memory is owned by its request slot or promised by the caller of
         // the unsafe append (Chain::read / write); slots live until their CQEs.
-        unsafe { st.ring.sq().push_all(&sqes) }.map_err(|_| Error::WouldBlock)?;
+        if unsafe { st.ring.sq().push_all(&sqes) }.is_err() {
+            engine.unwind_chain(&mut st, &handles);
+            return Err(Error::WouldBlock);
+        }
         shard.counters.add_pending(&mut st, n as u32);
         st.in_flight += n as u32;
         st.peak_in_flight = st.peak_in_flight.max(st.in_flight);
         st.flush()?;
         Ok(handles)
+    }
+}
+
+impl Engine {
+    /// Takes back the slots of a chain whose SQEs never reached the ring (inserted under this
+    /// same lock, so nothing else can have removed them): their requests are dropped unrun and
+    /// their registered-resource claims released.
+    fn unwind_chain(&self, st: &mut ShardState, handles: &[RequestHandle]) {
+        for h in handles {
+            if let Ok(mut back) = st.slab.remove(h.user_data) {
+                self.inner.fixed.release(std::mem::take(&mut back.fixed));
+            }
+        }
     }
 }
