@@ -122,7 +122,10 @@ fn submit(shard: &Shard, callback: Callback) {
     let Ok(token) = st.slab.insert(Request { callback }) else {
         panic!("slab full");
     };
-    shard.pending.fetch_add(1, Ordering::Relaxed);
+    // Written only under the shard lock, so a load and a store (as `ShardCounters::
+    // add_pending`); readers outside the lock only load it.
+    let p = shard.pending.load(Ordering::Relaxed);
+    shard.pending.store(p + 1, Ordering::Relaxed);
     {
         let mut sq = st.ring.sq();
         // SAFETY: a NOP carries no pointers.
@@ -150,7 +153,8 @@ fn reap(shard: &Shard, out: &mut Vec<(Callback, i32)>) {
         let req = slab
             .remove(cqe.user_data)
             .unwrap_or_else(|e| panic!("CQE {:#x}: {e}", cqe.user_data));
-        shard.pending.fetch_sub(1, Ordering::Relaxed);
+        let p = shard.pending.load(Ordering::Relaxed);
+        shard.pending.store(p - 1, Ordering::Relaxed);
         out.push((req.callback, cqe.res));
     }
 }
