@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::error::{errno_of, is_fatal, EDEADLK, EINVAL};
 use crate::ffi::{boundary, fail, opt_ref};
 use crate::lifecycle::CEngine;
+use crate::link::with_retries;
 use crate::log::{log, AURA_LOG_ERR, AURA_LOG_WARN};
 
 /// Latches a ring failure as the engine's fatal error (the first one wins).
@@ -114,9 +115,7 @@ pub unsafe extern "C" fn aura_poll(engine: *mut CEngine) -> c_int {
             Ok(ce) => ce,
             Err(e) => return fail(e),
         };
-        crate::link::retry_held(ce.shared());
-        let r = ce.engine().poll();
-        crate::link::retry_held(ce.shared());
+        let r = with_retries(ce.shared(), || ce.engine().poll());
         let n = finish(ce, r);
         let fatal = ce.shared().fatal.load(Ordering::Acquire);
         if n == 0 && fatal != 0 {
@@ -139,9 +138,7 @@ pub unsafe extern "C" fn aura_wait(engine: *mut CEngine, timeout_ms: c_int) -> c
             Ok(ce) => ce,
             Err(e) => return fail(e),
         };
-        crate::link::retry_held(ce.shared());
-        let r = ce.engine().wait(timeout_ms.max(-1));
-        crate::link::retry_held(ce.shared());
+        let r = with_retries(ce.shared(), || ce.engine().wait(timeout_ms.max(-1)));
         finish(ce, r)
     })
 }
@@ -182,10 +179,7 @@ pub unsafe extern "C" fn aura_drain(engine: *mut CEngine, timeout_ms: c_int) -> 
             Err(e) => return fail(e),
         };
         let r = if timeout_ms == 0 {
-            crate::link::retry_held(ce.shared());
-            let r = ce.engine().poll();
-            crate::link::retry_held(ce.shared());
-            r
+            with_retries(ce.shared(), || ce.engine().poll())
         } else {
             drain_all(ce, timeout_ms.max(-1))
         };
@@ -235,9 +229,7 @@ pub unsafe extern "C" fn aura_run(engine: *mut CEngine) {
         };
         let shared = ce.shared();
         while !shared.stop.swap(false, Ordering::AcqRel) {
-            crate::link::retry_held(shared);
-            let r = ce.engine().wait(100);
-            crate::link::retry_held(shared);
+            let r = with_retries(shared, || ce.engine().wait(100));
             crate::buffers::finish_deferred(ce);
             match r {
                 Ok(0) if ce.engine().pending_count() == 0 => sleep_on_poll_fd(ce, 10),

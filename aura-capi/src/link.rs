@@ -24,8 +24,9 @@
 //!
 //! A [`Link`] joins a head to its successor. It is shared (`Arc`) by the head's slot (stored by
 //! `set_linked`, taken by the head's completion) and by the thread that may still submit the
-//! successor (a thread-local). A held successor ([`Held`]) keeps its slot's `SUB` bit: the
-//! handle is written only when it is finally submitted, as in the ordinary path.
+//! successor (a thread-local). A held successor ([`Held`]) keeps its slot's `SUB` bit until it
+//! is finally submitted (its handle then recorded by the engine, as in the ordinary path) or
+//! completed without being submitted.
 
 use std::cell::RefCell;
 use std::ptr::NonNull;
@@ -261,24 +262,30 @@ pub(crate) fn retry_held(shared: &Shared) {
     if shared.retry_len.load(Ordering::Acquire) == 0 {
         return;
     }
-    let waiting = {
-        let mut q = lock(&shared.retry);
-        shared.retry_len.store(0, Ordering::Release);
-        std::mem::take(&mut *q)
-    };
-    for h in waiting {
+    for h in take_retries(shared) {
         h.attempt();
     }
 }
 
 /// Completes with `-ECANCELED` every held request still waiting for room (engine destroy).
 pub(crate) fn cancel_retries(shared: &Shared) {
-    let waiting = {
-        let mut q = lock(&shared.retry);
-        shared.retry_len.store(0, Ordering::Release);
-        std::mem::take(&mut *q)
-    };
-    for h in waiting {
+    for h in take_retries(shared) {
         h.complete(Err(Error::Cancelled));
     }
+}
+
+/// Empties the retry list.
+fn take_retries(shared: &Shared) -> Vec<Held> {
+    let mut q = lock(&shared.retry);
+    shared.retry_len.store(0, Ordering::Release);
+    std::mem::take(&mut *q)
+}
+
+/// Runs an engine call that processes completions, submitting the held requests that waited
+/// for room before it and those its completions made room for after it.
+pub(crate) fn with_retries<R>(shared: &Shared, f: impl FnOnce() -> R) -> R {
+    retry_held(shared);
+    let r = f();
+    retry_held(shared);
+    r
 }
