@@ -590,14 +590,25 @@ impl Engine {
 
     /// The SQE target for `fd`: its registered-file index when it has one (and the files are not
     /// being unregistered), with the claim that keeps the table entry in use until completion.
+    #[inline(always)]
     fn target(&self, fd: RawFd) -> Result<(Target, Claim<'_>)> {
         if fd < 0 {
             return Err(Error::invalid(format!("fd {fd}: must be >= 0")));
         }
-        let mut claim = Claim::new(&self.inner.fixed);
+        let claim = Claim::new(&self.inner.fixed);
         if !self.inner.has_files.load(Ordering::Acquire) {
             return Ok((Target::Fd(fd), claim));
         }
+        self.registered_target(fd, claim)
+    }
+
+    /// [`Engine::target`] once files are registered: looks `fd` up in the table.
+    #[inline(never)]
+    fn registered_target<'a>(
+        &'a self,
+        fd: RawFd,
+        mut claim: Claim<'a>,
+    ) -> Result<(Target, Claim<'a>)> {
         // Counted before the draining flag is read (see FixedInFlight).
         claim.add(FIXED_FILE);
         if self.inner.files_draining.load(Ordering::SeqCst) {
@@ -626,7 +637,8 @@ impl Engine {
         u32::try_from(len).map_err(|_| Error::invalid(format!("len {len}: at most u32::MAX")))
     }
 
-    #[inline]
+    /// The SQE of a read or write (inlined into each op: built in place, not copied out).
+    #[inline(always)]
     fn rw_sqe(
         &self,
         write: bool,
@@ -635,54 +647,68 @@ impl Engine {
         len: usize,
         offset: u64,
     ) -> Result<(Sqe, Claim<'_>)> {
-        let (target, mut claim) = self.target(fd)?;
+        let (target, claim) = self.target(fd)?;
         let n = Self::check_len(len)?;
-        let sqe = match buf.fixed_index() {
-            Some((index, off)) => {
-                // Counted before the draining flag is read (see FixedInFlight).
-                claim.add(FIXED_BUF);
-                if self.inner.bufs_draining.load(Ordering::SeqCst) {
-                    return Err(Error::Busy("registered buffers: being unregistered".into()));
-                }
-                let bufs = self
-                    .inner
-                    .buffers
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let Some(iov) = bufs.get(index as usize) else {
-                    return Err(Error::invalid(format!(
-                        "fixed buffer {index}: not registered"
-                    )));
-                };
-                if off.checked_add(len).is_none_or(|end| end > iov.len) {
-                    return Err(Error::invalid(format!(
-                        "fixed buffer {index}: offset {off} + len {len} beyond its {} bytes",
-                        iov.len
-                    )));
-                }
-                let addr = iov.base.wrapping_add(off);
-                if write {
-                    op::write_fixed(target, addr, n, offset, index)
-                } else {
-                    op::read_fixed(target, addr, n, offset, index)
-                }
-            }
-            None => {
-                if buf.ptr().is_null() {
-                    return Err(Error::invalid("buffer: null pointer"));
-                }
-                if len > buf.len() {
-                    return Err(Error::invalid(format!(
-                        "len {len}: beyond the buffer's {} bytes",
-                        buf.len()
-                    )));
-                }
-                if write {
-                    op::write(target, buf.ptr(), n, offset)
-                } else {
-                    op::read(target, buf.ptr(), n, offset)
-                }
-            }
+        if let Some((index, off)) = buf.fixed_index() {
+            return self.fixed_rw_sqe(write, target, claim, index, off, len, n, offset);
+        }
+        if buf.ptr().is_null() {
+            return Err(Error::invalid("buffer: null pointer"));
+        }
+        if len > buf.len() {
+            return Err(Error::invalid(format!(
+                "len {len}: beyond the buffer's {} bytes",
+                buf.len()
+            )));
+        }
+        let sqe = if write {
+            op::write(target, buf.ptr(), n, offset)
+        } else {
+            op::read(target, buf.ptr(), n, offset)
+        };
+        Ok((sqe, claim))
+    }
+
+    /// [`Engine::rw_sqe`] of a registered buffer (`index`, `off` bytes into it).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn fixed_rw_sqe<'a>(
+        &'a self,
+        write: bool,
+        target: Target,
+        mut claim: Claim<'a>,
+        index: u16,
+        off: usize,
+        len: usize,
+        n: u32,
+        offset: u64,
+    ) -> Result<(Sqe, Claim<'a>)> {
+        // Counted before the draining flag is read (see FixedInFlight).
+        claim.add(FIXED_BUF);
+        if self.inner.bufs_draining.load(Ordering::SeqCst) {
+            return Err(Error::Busy("registered buffers: being unregistered".into()));
+        }
+        let bufs = self
+            .inner
+            .buffers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(iov) = bufs.get(index as usize) else {
+            return Err(Error::invalid(format!(
+                "fixed buffer {index}: not registered"
+            )));
+        };
+        if off.checked_add(len).is_none_or(|end| end > iov.len) {
+            return Err(Error::invalid(format!(
+                "fixed buffer {index}: offset {off} + len {len} beyond its {} bytes",
+                iov.len
+            )));
+        }
+        let addr = iov.base.wrapping_add(off);
+        let sqe = if write {
+            op::write_fixed(target, addr, n, offset, index)
+        } else {
+            op::read_fixed(target, addr, n, offset, index)
         };
         Ok((sqe, claim))
     }

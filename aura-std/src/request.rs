@@ -167,13 +167,16 @@ impl HandleSlot {
         }
     }
 
-    /// The recorded handle, if any.
+    /// The recorded handle, if any. Both loads are `Acquire`, pairing with [`HandleSlot::set`]'s
+    /// `Release` stores: whatever a load reads, the reader then sees everything written before
+    /// that store (a caller can tell a later recording apart by a counter it bumps before each
+    /// one, as the C API's request slots do).
     pub fn get(&self) -> Option<RequestHandle> {
         use std::sync::atomic::Ordering;
         let ring = self.ring.load(Ordering::Acquire);
         (ring != u32::MAX).then(|| RequestHandle {
             ring,
-            user_data: self.user_data.load(Ordering::Relaxed),
+            user_data: self.user_data.load(Ordering::Acquire),
         })
     }
 
@@ -185,7 +188,8 @@ impl HandleSlot {
 
     pub(crate) fn set(&self, handle: RequestHandle) {
         use std::sync::atomic::Ordering;
-        self.user_data.store(handle.user_data, Ordering::Relaxed);
+        // Both `Release` (see `get`); the ring last, so a reader that sees it sees the user data.
+        self.user_data.store(handle.user_data, Ordering::Release);
         self.ring.store(handle.ring, Ordering::Release);
     }
 }
