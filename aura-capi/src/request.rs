@@ -13,14 +13,20 @@
 //!   callback runs); "pending" is `COMP` without the slot's `done` flag, which the completion
 //!   sets (a plain store, no read-modify-write) just before the callback;
 //! - `SUB`: only for the successor of a linked request (the `link` module): its submitter,
-//!   until it was finally submitted (or completed without being submitted);
-//! - multiples of `PIN`: readers of the stored engine handle (cancel).
+//!   until it was finally submitted (or completed without being submitted). It is taken before
+//!   the request is submitted, so a completion that finds the state at exactly `COMP` is the
+//!   slot's only user and frees it with a plain store, no read-modify-write.
 //!
 //! The engine records a request's handle in the slot (`aura_std::record_handle`, atomics)
 //! under the ring's lock before the request can complete, so an ordinary submission needs no
 //! hold of its own. The slot returns to the free list when the state drops to 0, by whoever
-//! clears the last bit; a pinned reader keeps it from being reused (and its handle rewritten)
-//! while it reads.
+//! clears the last bit.
+//!
+//! Each use of a slot has a generation (`gen`, bumped by the submitter, the slot's only writer
+//! then, after it cleared the old handle). `aura_cancel` reads the handle between two reads of
+//! the generation, as a seqlock reader does, and answers `EALREADY` when they differ: the request
+//! it was asked about completed and the slot was reused meanwhile, and the handle it read may
+//! be the new request's, which it must not cancel. (Modelled in `tests/loom_capi_slot.rs`.)
 
 use std::os::raw::{c_int, c_void};
 use std::ptr::NonNull;
@@ -41,8 +47,6 @@ use crate::types::AuraCallback;
 pub(crate) const SUB: u32 = 1;
 /// The completion (or the callback it runs) still needs the slot.
 pub(crate) const COMP: u32 = 2;
-/// One reader pin.
-pub(crate) const PIN: u32 = 8;
 
 /// Slot flag: the request uses a registered buffer.
 pub(crate) const F_FIXED_BUF: u8 = 1;
@@ -86,6 +90,8 @@ pub struct Slot {
     index: u32,
     /// The engine's handle, recorded under the ring's lock before the request can complete.
     handle: aura_std::HandleSlot,
+    /// The slot's use: bumped (`Release`) by each submission after it cleared `handle`.
+    gen: AtomicU32,
 }
 
 // SAFETY: every field is atomic or immutable after creation (`owner`, `index`).
@@ -108,6 +114,7 @@ impl Slot {
             owner,
             index,
             handle: aura_std::HandleSlot::new(),
+            gen: AtomicU32::new(0),
         }
     }
 
@@ -450,6 +457,19 @@ impl SlotTable {
         }
     }
 
+    /// Clears the completion's `COMP`. A state of exactly `COMP` means nobody else holds the slot
+    /// or ever will this use (`SUB` is only taken before a request is submitted): a plain store
+    /// frees it, no read-modify-write (modelled in `tests/loom_capi_slot.rs`). Else `SUB` is
+    /// held or being given up: the one that clears the last bit frees it.
+    pub(crate) fn release_comp(&self, slot: &Slot) {
+        if slot.state.load(Ordering::Acquire) == COMP {
+            slot.state.store(0, Ordering::Release);
+            self.free(slot);
+        } else {
+            self.release(slot, COMP);
+        }
+    }
+
     /// [`SlotTable::release`] as one side of a `SeqCst` pairing.
     pub(crate) fn release_seqcst(&self, slot: &Slot, bits: u32) {
         if slot.state.fetch_sub(bits, Ordering::SeqCst) == bits {
@@ -559,7 +579,7 @@ pub(crate) fn finish(
             l.resolve(false);
         }
     }
-    shared.slots.release(slot, COMP);
+    shared.slots.release_comp(slot);
 }
 
 impl Drop for Completion {
@@ -605,6 +625,11 @@ impl<'a> Submitting<'a> {
         slot.want.store(want, Ordering::Relaxed);
         slot.done.store(false, Ordering::Relaxed);
         slot.handle.clear();
+        // The slot's only writer now: a load and a store. `Release`, after the clear: a
+        // cancel that reads this generation (`Acquire`) reads this use's handle or a later one
+        // (see `current_handle`).
+        let gen = slot.gen.load(Ordering::Relaxed).wrapping_add(1);
+        slot.gen.store(gen, Ordering::Release);
         slot.fd.store(fd, Ordering::Relaxed);
         slot.op.store(op, Ordering::Relaxed);
         slot.flags.store(flags, Ordering::Relaxed);
@@ -665,24 +690,24 @@ impl Drop for Submitting<'_> {
 }
 
 /// Reads the engine handle of a pending request, or the errno why not.
-fn pinned_handle(shared: &Shared, slot: &Slot) -> Result<RequestHandle, i32> {
-    let mut s = slot.state.load(Ordering::Acquire);
-    loop {
-        if s & COMP == 0 || s & SUB != 0 || slot.done.load(Ordering::Acquire) {
-            // Completed (or a stale handle whose slot is being reused).
-            return Err(EALREADY);
-        }
-        match slot
-            .state
-            .compare_exchange_weak(s, s + PIN, Ordering::Acquire, Ordering::Acquire)
-        {
-            Ok(_) => break,
-            Err(now) => s = now,
-        }
+///
+/// A seqlock read (modelled in `tests/loom_capi_slot.rs`): the generation (`Acquire`, pairing
+/// with the submitter's `Release` store after it cleared the old handle), the state, the handle
+/// (`Acquire` loads, pairing with the engine's `Release` stores), the generation again. The
+/// handle read can only come from this use or a later one, and a later one's handle is written
+/// after its generation: if the two generations agree, the handle is this request's.
+fn current_handle(slot: &Slot) -> Result<RequestHandle, i32> {
+    let gen = slot.gen.load(Ordering::Acquire);
+    let s = slot.state.load(Ordering::Acquire);
+    if s & COMP == 0 || s & SUB != 0 || slot.done.load(Ordering::Acquire) {
+        // Completed (or a stale handle whose slot is being reused).
+        return Err(EALREADY);
     }
-    // Pinned: the slot cannot be reused (and its handle rewritten) until the pin is gone.
     let handle = slot.handle.get();
-    shared.slots.release(slot, PIN);
+    if slot.gen.load(Ordering::Acquire) != gen {
+        // Completed, and the slot was reused: the handle may be the new request's.
+        return Err(EALREADY);
+    }
     handle.ok_or(EALREADY)
 }
 
@@ -714,7 +739,7 @@ pub unsafe extern "C" fn aura_cancel(engine: *mut CEngine, req: *mut Slot) -> c_
                 return 0;
             }
         }
-        let handle = match pinned_handle(shared, slot) {
+        let handle = match current_handle(slot) {
             Ok(h) => h,
             Err(e) => return fail(e),
         };
