@@ -167,7 +167,7 @@ impl HandleSlot {
         }
     }
 
-    /// The recorded handle, if any. Both loads are `Acquire`, pairing with [`HandleSlot::set`]'s
+    /// The recorded handle, if any. Both loads are `Acquire`, pairing with the engine's
     /// `Release` stores: whatever a load reads, the reader then sees everything written before
     /// that store (a caller can tell a later recording apart by a counter it bumps before each
     /// one, as the C API's request slots do).
