@@ -1781,6 +1781,37 @@ fn pinned_run(cpu: usize, path: &std::path::Path, blocks: usize, secs: f64) -> (
     .expect("pinned run panicked")
 }
 
+/// One set of the placement test: three 1.5 s runs per CPU in the order A B B A A B (a device,
+/// or a neighbour, whose rate drifts during the set favours neither CPU, and the median drops
+/// one outlier per CPU); prints them and returns the two medians.
+fn placement_set(c0: usize, c1: usize, path: &std::path::Path) -> (f64, f64) {
+    let mut rates = [Vec::new(), Vec::new()];
+    let mut busy = [Vec::new(), Vec::new()];
+    for which in [0, 1, 1, 0, 0, 1] {
+        let cpu = [c0, c1][which];
+        let (iops, b) = pinned_run(cpu, path, PLACEMENT_BLOCKS, 1.5);
+        rates[which].push(iops);
+        busy[which].push(format!("{:.0}%", b * 100.0));
+    }
+    let median = |v: &Vec<f64>| {
+        let mut v = v.clone();
+        v.sort_by(f64::total_cmp);
+        (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0
+    };
+    let (m0, m1) = (median(&rates[0]), median(&rates[1]));
+    let runs = |v: &Vec<f64>| v.iter().map(|r| r.round()).collect::<Vec<_>>();
+    eprintln!(
+        "O_DIRECT 4 KiB random reads, QD 32: CPU {c0}: median {m0:.0} IOPS (runs {:?}, thread \
+         busy {:?}); CPU {c1}: median {m1:.0} IOPS (runs {:?}, busy {:?}); worst/best {:.3}",
+        runs(&rates[0]),
+        busy[0],
+        runs(&rates[1]),
+        busy[1],
+        m0.min(m1) / m0.max(m1)
+    );
+    (m0, m1)
+}
+
 #[test]
 fn o_direct_rate_is_the_same_on_either_cpu() {
     let name = "o_direct_rate_is_the_same_on_either_cpu";
@@ -1800,33 +1831,19 @@ fn o_direct_rate_is_the_same_on_either_cpu() {
     rustix::fs::sync();
     pinned_run(c0, &path, PLACEMENT_BLOCKS, 0.3); // warm-up, not counted
 
-    // Three runs per CPU, in the order A B B A A B, so a device (or a neighbour) whose rate
-    // drifts during the test favours neither CPU, and the median drops one outlier per CPU.
-    let mut rates = [Vec::new(), Vec::new()];
-    let mut busy = [Vec::new(), Vec::new()];
-    for which in [0, 1, 1, 0, 0, 1] {
-        let cpu = [c0, c1][which];
-        let (iops, b) = pinned_run(cpu, &path, PLACEMENT_BLOCKS, 1.5);
-        rates[which].push(iops);
-        busy[which].push(format!("{:.0}%", b * 100.0));
-    }
-    let median = |v: &Vec<f64>| {
-        let mut v = v.clone();
-        v.sort_by(f64::total_cmp);
-        (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0
+    // The virtio disk's own rate drifts by several % within seconds on this shared host (one
+    // CI run measured 68.5 k vs 79 k IOPS, then 0.94–0.98 in six runs after it): a set whose
+    // ratio misses is measured once more, and the second set decides. A stall like the one this
+    // test is for (completions waiting for the next tick: ~8 k IOPS against ~70 k) misses both.
+    let mut attempt = 0;
+    let (m0, m1, worst, best) = loop {
+        attempt += 1;
+        let (m0, m1) = placement_set(c0, c1, &path);
+        let (worst, best) = (m0.min(m1), m0.max(m1));
+        if worst >= 0.9 * best || attempt == 2 {
+            break (m0, m1, worst, best);
+        }
     };
-    let (m0, m1) = (median(&rates[0]), median(&rates[1]));
-    let (worst, best) = (m0.min(m1), m0.max(m1));
-    let runs = |v: &Vec<f64>| v.iter().map(|r| r.round()).collect::<Vec<_>>();
-    eprintln!(
-        "O_DIRECT 4 KiB random reads, QD 32: CPU {c0}: median {m0:.0} IOPS (runs {:?}, thread \
-         busy {:?}); CPU {c1}: median {m1:.0} IOPS (runs {:?}, busy {:?}); worst/best {:.3}",
-        runs(&rates[0]),
-        busy[0],
-        runs(&rates[1]),
-        busy[1],
-        worst / best
-    );
     assert!(best > 0.0);
     assert!(
         worst >= 0.9 * best,
