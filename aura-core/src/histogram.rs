@@ -286,6 +286,18 @@ impl Histogram {
         Some(OVERFLOW_NS)
     }
 
+    /// Samples at or above `ns`, as [`control_p99_ns`](Self::control_p99_ns) judges a bucket:
+    /// by its midpoint (a bucket counts whole when its midpoint is at or above `ns`), plus the
+    /// overflow.
+    pub fn count_at_or_above_ns(&self, ns: u64) -> u64 {
+        let mut first = index_of_ns(ns).min(BUCKETS);
+        if first < BUCKETS && Self::bucket_midpoint_ns(first) < ns {
+            first += 1;
+        }
+        let above: u64 = self.buckets[first..].iter().map(|&n| u64::from(n)).sum();
+        above + u64::from(self.overflow)
+    }
+
     /// The median ([`percentile_ns`](Self::percentile_ns) at 500 000 per million).
     pub fn p50_ns(&self) -> Option<u64> {
         self.percentile_ns(500_000)
@@ -401,6 +413,21 @@ mod tests {
     /// What a percentile reports for a sample: its bucket's midpoint, or [`OVERFLOW_NS`].
     fn reported(sample_ns: u64) -> u64 {
         Histogram::bucket_index(sample_ns).map_or(OVERFLOW_NS, Histogram::bucket_midpoint_ns)
+    }
+
+    #[test]
+    fn count_at_or_above_judges_buckets_by_their_midpoint() {
+        // 1 ms opens a 50 µs bucket (midpoint 1.025 ms): its samples count from 1 ms up.
+        let h = from_samples(&[990 * US, 999 * US, MS, 1_049 * US, 3 * MS, 200 * MS]);
+        assert_eq!(h.count_at_or_above_ns(MS), 4);
+        // 995 µs lies in the bucket 990–1000 µs (midpoint 995 µs): counted.
+        assert_eq!(h.count_at_or_above_ns(995 * US), 6);
+        // 996 µs: that bucket's midpoint is under it, so it does not count.
+        assert_eq!(h.count_at_or_above_ns(996 * US), 4);
+        // Past the ceiling only the overflow counts; 0 counts everything.
+        assert_eq!(h.count_at_or_above_ns(150 * MS), 1);
+        assert_eq!(h.count_at_or_above_ns(0), 6);
+        assert_eq!(Histogram::new().count_at_or_above_ns(MS), 0);
     }
 
     #[test]
