@@ -6,7 +6,17 @@
  * (count / 5) chains of read -> read (aura_request_set_linked), every 7th successor cancelled
  * while it may still be held. Each callback runs once; a successor that was not cancelled runs
  * after its head's callback and reads the right data; a cancelled one gets -ECANCELED or, if
- * the cancel came too late, its data.
+ * the cancel came too late, its data; and no more requests are cancelled than cancels
+ * succeeded.
+ *
+ * Then cancels racing completions: 4 threads x (count / 5) reads on a fresh engine, each thread
+ * cancelling every 5th read right after submitting it, while the main thread reaps (so the read
+ * may complete, and its request slot be reused by another thread's read, during the cancel).
+ * Each callback runs once; every read gets -ECANCELED or its data; and no more reads are
+ * cancelled than cancels succeeded (a cancel that lost the race to a completion reports
+ * EALREADY and cancels nothing). A read no cancel was aimed at can only be cancelled through a
+ * handle whose request had already finished when the cancel began (the API's rule for stale
+ * handles: they answer for whatever the slot holds now), which is counted, not failed.
  *
  * Functions: aura_read from 4 threads at once, aura_wait, aura_pending_count, aura_get_stats,
  * aura_request_set_linked, aura_cancel.
@@ -92,12 +102,19 @@ static aura_engine_t *L;
 static long chains_per_thread;
 static unsigned char *head_done; /* per chain: the head's callback ran (count) */
 static unsigned char *tail_calls; /* per chain: the successor's callback ran (count) */
-static long link_done, link_bad;
+static unsigned char *head_cancelled; /* per chain: the head got -ECANCELED (a stale cancel) */
+static long link_done, link_bad, link_cancelled, link_cancel_ok;
 
 static void on_head(aura_request_t *req, ssize_t result, void *ud) {
     long c = (long)(intptr_t)ud;
     (void)req;
-    if (result != READ_SIZE) ATOMIC_ADD(&link_bad, 1);
+    if (result == -ECANCELED) {
+        /* Only a stale tail handle's cancel can reach a head (see on_tail). */
+        head_cancelled[c] = 1;
+        ATOMIC_ADD(&link_cancelled, 1);
+    } else if (result != READ_SIZE) {
+        ATOMIC_ADD(&link_bad, 1);
+    }
     head_done[c]++;
     ATOMIC_ADD(&link_done, 1);
 }
@@ -108,7 +125,11 @@ static void on_tail(aura_request_t *req, ssize_t result, void *ud) {
     tail_calls[c]++;
     int cancelled = c % 7 == 0;
     if (result == -ECANCELED) {
-        if (!cancelled) ATOMIC_ADD(&link_bad, 1);
+        /* Counted against the cancels that succeeded (a stale tail handle, whose request had
+         * finished before its cancel began, may cancel whatever reused its slot); a tail
+         * cancelled because its head was is not a cancel of its own. */
+        if (!head_cancelled[c]) ATOMIC_ADD(&link_cancelled, 1);
+        (void)cancelled;
     } else if (result != READ_SIZE || head_done[c] != 1 ||
                !t_matches(bufs + ((size_t)c * 2 + 1) * READ_SIZE, READ_SIZE, 4,
                           (size_t)offset_of(c * 2 + 1))) {
@@ -142,10 +163,20 @@ static void *chainer(void *arg) {
             ATOMIC_ADD(&submit_failures, 1);
             return NULL;
         }
-        /* 0, or EALREADY when it completed meanwhile (the tail's pointer stays valid: its
-         * slot is only reused by this engine, and a stale cancel is harmless). */
-        if (c % 7 == 0 && aura_cancel(L, tail) != 0 && errno != EALREADY)
-            ATOMIC_ADD(&link_bad, 1);
+        /* 0, EALREADY when it completed meanwhile, or EAGAIN when there was no room for the
+         * cancel (retried). */
+        while (c % 7 == 0) {
+            if (aura_cancel(L, tail) == 0) {
+                ATOMIC_ADD(&link_cancel_ok, 1);
+                break;
+            }
+            if (errno == EALREADY) break;
+            if (errno != EAGAIN) {
+                ATOMIC_ADD(&link_bad, 1);
+                break;
+            }
+            sched_yield();
+        }
     }
     return NULL;
 }
@@ -161,7 +192,8 @@ static void linked_stress(void) {
     REQUIRE(L != NULL);
     head_done = (unsigned char *)calloc((size_t)chains, 1);
     tail_calls = (unsigned char *)calloc((size_t)chains, 1);
-    REQUIRE(head_done && tail_calls);
+    head_cancelled = (unsigned char *)calloc((size_t)chains, 1);
+    REQUIRE(head_done && tail_calls && head_cancelled);
     memset(bufs, 0, (size_t)chains * 2 * READ_SIZE);
     pthread_t th[THREADS];
     for (long t = 0; t < THREADS; t++)
@@ -170,6 +202,7 @@ static void linked_stress(void) {
     CHECK_EQ(ATOMIC_LOAD(&submit_failures), 0);
     CHECK_EQ(ATOMIC_LOAD(&link_done), 2 * chains);
     CHECK_EQ(ATOMIC_LOAD(&link_bad), 0);
+    CHECK(ATOMIC_LOAD(&link_cancelled) <= ATOMIC_LOAD(&link_cancel_ok));
     long wrong = 0;
     for (long c = 0; c < chains; c++) wrong += head_done[c] != 1 || tail_calls[c] != 1;
     CHECK_EQ(wrong, 0);
@@ -177,8 +210,89 @@ static void linked_stress(void) {
     aura_destroy(L);
     free(head_done);
     free(tail_calls);
+    free(head_cancelled);
     printf("%d threads x %ld linked chains: every callback ran exactly once, in order\n",
            THREADS, chains_per_thread);
+}
+
+/* --- cancels racing completions --------------------------------------------------------- */
+
+static aura_engine_t *C;
+static long cancel_per_thread;
+static unsigned char *cancel_calls; /* per read: how many times its callback ran */
+static long cancel_done, cancel_bad, cancel_hits, cancel_ok, cancel_stray;
+
+static void on_cancellable(aura_request_t *req, ssize_t result, void *ud) {
+    long id = (long)(intptr_t)ud;
+    (void)req;
+    cancel_calls[id]++;
+    if (result == -ECANCELED) {
+        ATOMIC_ADD(id % 5 == 0 ? &cancel_hits : &cancel_stray, 1);
+    } else if (result != READ_SIZE ||
+               !t_matches(bufs + (size_t)id * READ_SIZE, READ_SIZE, 4, (size_t)offset_of(id))) {
+        ATOMIC_ADD(&cancel_bad, 1);
+    }
+    ATOMIC_ADD(&cancel_done, 1);
+}
+
+static void *canceller(void *arg) {
+    long t = (long)(intptr_t)arg;
+    for (long i = 0; i < cancel_per_thread; i++) {
+        long id = t * cancel_per_thread + i;
+        aura_request_t *r;
+        for (;;) {
+            r = aura_read(C, fd, aura_buf(bufs + (size_t)id * READ_SIZE), READ_SIZE,
+                          offset_of(id), 0, on_cancellable, (void *)(intptr_t)id);
+            if (r) break;
+            if (errno != EAGAIN) {
+                ATOMIC_ADD(&submit_failures, 1);
+                return NULL;
+            }
+            sched_yield();
+        }
+        /* 0: the cancel went to the kernel (or completed a request still queued); EALREADY:
+         * it completed first; EAGAIN: no room for the cancel (the waiter reaps), retried. */
+        while (id % 5 == 0) {
+            if (aura_cancel(C, r) == 0) {
+                ATOMIC_ADD(&cancel_ok, 1);
+                break;
+            }
+            if (errno == EALREADY) break;
+            if (errno != EAGAIN) {
+                ATOMIC_ADD(&cancel_bad, 1);
+                break;
+            }
+            sched_yield();
+        }
+    }
+    return NULL;
+}
+
+static void cancel_stress(void) {
+    cancel_per_thread = ops_per_thread / 5 > 0 ? ops_per_thread / 5 : 1;
+    long total = THREADS * cancel_per_thread;
+    C = t_engine();
+    cancel_calls = (unsigned char *)calloc((size_t)total, 1);
+    REQUIRE(cancel_calls != NULL);
+    memset(bufs, 0, (size_t)total * READ_SIZE);
+    pthread_t th[THREADS];
+    for (long t = 0; t < THREADS; t++)
+        REQUIRE(pthread_create(&th[t], NULL, canceller, (void *)(intptr_t)t) == 0);
+    reap_until(C, &cancel_done, total, th);
+    CHECK_EQ(ATOMIC_LOAD(&submit_failures), 0);
+    CHECK_EQ(ATOMIC_LOAD(&cancel_done), total);
+    CHECK_EQ(ATOMIC_LOAD(&cancel_bad), 0);
+    CHECK(ATOMIC_LOAD(&cancel_hits) + ATOMIC_LOAD(&cancel_stray) <= ATOMIC_LOAD(&cancel_ok));
+    long wrong = 0;
+    for (long i = 0; i < total; i++) wrong += cancel_calls[i] != 1;
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(aura_pending_count(C), 0);
+    aura_destroy(C);
+    free(cancel_calls);
+    printf("%d threads x %ld reads, every 5th cancelled at once (%ld of %ld before they ran, %ld "
+           "through a stale handle): every callback ran exactly once\n",
+           THREADS, cancel_per_thread, ATOMIC_LOAD(&cancel_hits), total / 5,
+           ATOMIC_LOAD(&cancel_stray));
 }
 
 int main(void) {
@@ -217,6 +331,7 @@ int main(void) {
     CHECK_EQ(st.current_in_flight, 0);
     aura_destroy(E);
     linked_stress();
+    cancel_stress();
     free(calls);
     free(bufs);
     close(fd);
