@@ -55,21 +55,26 @@ static void on_read(aura_request_t *req, ssize_t result, void *ud) {
     ATOMIC_ADD(&completed, 1);
 }
 
+/* Reads block `id` into its buffer on `e`, retrying while the ring is at its limit (EAGAIN: the
+ * waiter reaps); NULL (counted in submit_failures) on any other error. */
+static aura_request_t *read_retrying(aura_engine_t *e, long id, aura_callback_t cb, long ud) {
+    for (;;) {
+        aura_request_t *r = aura_read(e, fd, aura_buf(bufs + (size_t)id * READ_SIZE), READ_SIZE,
+                                      offset_of(id), 0, cb, (void *)(intptr_t)ud);
+        if (r) return r;
+        if (errno != EAGAIN) {
+            ATOMIC_ADD(&submit_failures, 1);
+            return NULL;
+        }
+        sched_yield();
+    }
+}
+
 static void *submitter(void *arg) {
     long t = (long)(intptr_t)arg;
     for (long i = 0; i < ops_per_thread; i++) {
         long id = t * ops_per_thread + i;
-        for (;;) {
-            aura_request_t *r = aura_read(E, fd, aura_buf(bufs + (size_t)id * READ_SIZE),
-                                          READ_SIZE, offset_of(id), 0, on_read,
-                                          (void *)(intptr_t)id);
-            if (r) break;
-            if (errno != EAGAIN) { /* EAGAIN: the ring is at its limit; the waiter reaps */
-                ATOMIC_ADD(&submit_failures, 1);
-                return NULL;
-            }
-            sched_yield();
-        }
+        if (!read_retrying(E, id, on_read, id)) return NULL;
     }
     return NULL;
 }
@@ -94,6 +99,24 @@ static void reap_until(aura_engine_t *e, long *done, long target, pthread_t *th)
         }
     }
     for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+}
+
+/* Cancels `r` on `e`: 0 (the cancel went to the kernel, or completed a request still queued)
+ * counts in `*ok`; EALREADY (it completed first) is fine; EAGAIN (no room for the cancel: the
+ * waiter reaps) is retried; anything else counts in `*bad`. */
+static void cancel_retrying(aura_engine_t *e, aura_request_t *r, long *ok, long *bad) {
+    for (;;) {
+        if (aura_cancel(e, r) == 0) {
+            ATOMIC_ADD(ok, 1);
+            return;
+        }
+        if (errno == EALREADY) return;
+        if (errno != EAGAIN) {
+            ATOMIC_ADD(bad, 1);
+            return;
+        }
+        sched_yield();
+    }
 }
 
 /* --- linked chains ------------------------------------------------------------------------ */
@@ -138,45 +161,17 @@ static void on_tail(aura_request_t *req, ssize_t result, void *ud) {
     ATOMIC_ADD(&link_done, 1);
 }
 
-static aura_request_t *read_retrying(long id, aura_callback_t cb, long c) {
-    for (;;) {
-        aura_request_t *r = aura_read(L, fd, aura_buf(bufs + (size_t)id * READ_SIZE), READ_SIZE,
-                                      offset_of(id), 0, cb, (void *)(intptr_t)c);
-        if (r || errno != EAGAIN) return r;
-        sched_yield();
-    }
-}
-
 static void *chainer(void *arg) {
     long t = (long)(intptr_t)arg;
     for (long i = 0; i < chains_per_thread; i++) {
         long c = t * chains_per_thread + i;
-        aura_request_t *h = read_retrying(c * 2, on_head, c);
-        if (!h) {
-            ATOMIC_ADD(&submit_failures, 1);
-            return NULL;
-        }
+        aura_request_t *h = read_retrying(L, c * 2, on_head, c);
+        if (!h) return NULL;
         /* EINVAL only when the head already completed: then the tail runs unlinked. */
         if (aura_request_set_linked(h) != 0 && errno != EINVAL) ATOMIC_ADD(&link_bad, 1);
-        aura_request_t *tail = read_retrying(c * 2 + 1, on_tail, c);
-        if (!tail) {
-            ATOMIC_ADD(&submit_failures, 1);
-            return NULL;
-        }
-        /* 0, EALREADY when it completed meanwhile, or EAGAIN when there was no room for the
-         * cancel (retried). */
-        while (c % 7 == 0) {
-            if (aura_cancel(L, tail) == 0) {
-                ATOMIC_ADD(&link_cancel_ok, 1);
-                break;
-            }
-            if (errno == EALREADY) break;
-            if (errno != EAGAIN) {
-                ATOMIC_ADD(&link_bad, 1);
-                break;
-            }
-            sched_yield();
-        }
+        aura_request_t *tail = read_retrying(L, c * 2 + 1, on_tail, c);
+        if (!tail) return NULL;
+        if (c % 7 == 0) cancel_retrying(L, tail, &link_cancel_ok, &link_bad);
     }
     return NULL;
 }
@@ -239,31 +234,9 @@ static void *canceller(void *arg) {
     long t = (long)(intptr_t)arg;
     for (long i = 0; i < cancel_per_thread; i++) {
         long id = t * cancel_per_thread + i;
-        aura_request_t *r;
-        for (;;) {
-            r = aura_read(C, fd, aura_buf(bufs + (size_t)id * READ_SIZE), READ_SIZE,
-                          offset_of(id), 0, on_cancellable, (void *)(intptr_t)id);
-            if (r) break;
-            if (errno != EAGAIN) {
-                ATOMIC_ADD(&submit_failures, 1);
-                return NULL;
-            }
-            sched_yield();
-        }
-        /* 0: the cancel went to the kernel (or completed a request still queued); EALREADY:
-         * it completed first; EAGAIN: no room for the cancel (the waiter reaps), retried. */
-        while (id % 5 == 0) {
-            if (aura_cancel(C, r) == 0) {
-                ATOMIC_ADD(&cancel_ok, 1);
-                break;
-            }
-            if (errno == EALREADY) break;
-            if (errno != EAGAIN) {
-                ATOMIC_ADD(&cancel_bad, 1);
-                break;
-            }
-            sched_yield();
-        }
+        aura_request_t *r = read_retrying(C, id, on_cancellable, id);
+        if (!r) return NULL;
+        if (id % 5 == 0) cancel_retrying(C, r, &cancel_ok, &cancel_bad);
     }
     return NULL;
 }
