@@ -403,11 +403,16 @@ impl EngineSmall {
             }
             .expect("engine read");
         }
-        while RAN.with(Cell::get) < DEPTH as u64 {
-            self.engine.wait(-1).expect("wait");
-        }
-        DEPTH as u64
+        wait_round(&self.engine)
     }
+}
+
+/// Waits until the round's `DEPTH` callbacks ran (each counts itself in `RAN`); returns `DEPTH`.
+fn wait_round(engine: &Engine) -> u64 {
+    while RAN.with(Cell::get) < DEPTH as u64 {
+        engine.wait(-1).expect("wait");
+    }
+    DEPTH as u64
 }
 
 /// The Engine's rounds of 32 NOPs.
@@ -433,10 +438,7 @@ impl EngineNop {
                 })
                 .expect("engine nop");
         }
-        while RAN.with(Cell::get) < DEPTH as u64 {
-            self.engine.wait(-1).expect("wait");
-        }
-        DEPTH as u64
+        wait_round(&self.engine)
     }
 }
 
