@@ -288,6 +288,43 @@ impl<T> Slab<T> {
         self.take(index).ok_or(Stale::Vacant)
     }
 
+    /// Like [`Slab::remove`], but moves the request straight into `dst` (initialising it) and
+    /// returns a reference to it there.
+    ///
+    /// One bitwise copy from the slot to `dst`, with no temporary in between: `remove` returns
+    /// the value through a `Result`, and a large `T` then travels through stack copies whose
+    /// mixed-size stores and loads defeat store-to-load forwarding on the reap path.
+    pub fn remove_into<'d>(
+        &mut self,
+        user_data: u64,
+        dst: &'d mut core::mem::MaybeUninit<T>,
+    ) -> Result<&'d mut T, Stale> {
+        let index = self.locate(user_data)?;
+        let free_head = self.free_head;
+        let slot = &mut self.entries[index];
+        let Entry::Occupied { generation, value } = slot else {
+            return Err(Stale::Vacant);
+        };
+        let vacant = Entry::Vacant {
+            generation: next_generation(*generation),
+            next_free: free_head,
+        };
+        // SAFETY: `value` is a live `T` in an occupied slot; it is copied bitwise into `dst`
+        // (a distinct place: `dst` is an exclusive borrow, `slot` one of `self`), and right
+        // after, the slot is overwritten with `vacant` by `ptr::write`, which does not drop
+        // the old contents: the `T` now lives only in `dst`, so it is neither dropped twice nor
+        // lost. Nothing between the copy and the write can panic.
+        unsafe {
+            core::ptr::copy_nonoverlapping(value as *const T, dst.as_mut_ptr(), 1);
+            core::ptr::write(slot as *mut Entry<T>, vacant);
+        }
+        // Lossless: `index < entries.len() <= cap <= MAX_CAPACITY`.
+        self.free_head = index as u32;
+        self.len -= 1;
+        // SAFETY: initialised by the copy above.
+        Ok(unsafe { dst.assume_init_mut() })
+    }
+
     /// Frees slot `index` if it is occupied: bumps its generation, pushes it on the free list and
     /// returns its value.
     fn take(&mut self, index: usize) -> Option<T> {
@@ -464,6 +501,44 @@ mod tests {
         let d = s.insert("d").unwrap();
         assert_eq!(d.index(), b.index());
         assert_eq!(s.insert("e"), Err("e"));
+    }
+
+    #[test]
+    fn remove_into_moves_the_value_once_and_frees_the_slot() {
+        use alloc::rc::Rc;
+        use core::mem::MaybeUninit;
+        // An `Rc` counts its owners: a lost or duplicated value shows in the count.
+        let v = Rc::new(5u32);
+        let mut s = Slab::with_capacity(2);
+        let t = s.insert(Rc::clone(&v)).unwrap();
+        let mut dst = MaybeUninit::uninit();
+        let got = s.remove_into(t.user_data(), &mut dst).unwrap();
+        assert_eq!(**got, 5);
+        assert_eq!(Rc::strong_count(&v), 2);
+        assert!(s.is_empty());
+        // The slot is free and its old token stale, for both removals.
+        let mut other = MaybeUninit::uninit();
+        assert_eq!(
+            s.remove_into(t.user_data(), &mut other).map(|r| **r),
+            Err(Stale::Vacant)
+        );
+        assert_eq!(s.remove(t.user_data()), Err(Stale::Vacant));
+        let u = s.insert(Rc::clone(&v)).unwrap();
+        assert_eq!(u.index(), t.index());
+        assert!(matches!(
+            s.remove_into(t.user_data(), &mut other),
+            Err(Stale::WrongGeneration { .. })
+        ));
+        assert_eq!(
+            s.remove_into(RESERVED_USER_DATA, &mut other).err(),
+            Some(Stale::Reserved)
+        );
+        assert_eq!(s.remove_into(7, &mut other).err(), Some(Stale::OutOfRange));
+        // SAFETY: `dst` was initialised by the successful `remove_into`, and is read once.
+        drop(unsafe { dst.assume_init() });
+        assert_eq!(Rc::strong_count(&v), 2);
+        drop(s);
+        assert_eq!(Rc::strong_count(&v), 1);
     }
 
     #[test]

@@ -304,28 +304,34 @@ impl Request {
     }
 }
 
-/// A finished request, ready for its callback (run with no lock held).
+/// A finished request, ready for its callback (run with no lock held): its slot's contents and
+/// the CQE's result.
 pub(crate) struct Finished {
-    pub(crate) completion: Completion,
-    pub(crate) keep: Keep,
-    pub(crate) res: i32,
+    pub(crate) req: Request,
+    /// Widened from the CQE's `i32`: written and read as one 8-byte field, so moving a
+    /// `Finished` never merges a 4-byte store with its padding into an 8-byte load (a
+    /// store-forwarding stall on the reap path).
+    pub(crate) res: i64,
 }
 
 impl Finished {
     /// Runs the callback. Returns `true` when there was one.
     pub(crate) fn run(self) -> bool {
         let result = if self.res < 0 {
-            Err(Error::from_neg_errno(self.res))
+            Err(Error::from_neg_errno(self.res as i32))
         } else {
             Ok(self.res as usize)
         };
-        match self.completion {
+        let Request {
+            completion, keep, ..
+        } = self.req;
+        match completion {
             Completion::Silent => false,
             Completion::Plain(cb) => {
                 cb.call(result);
                 true
             }
-            Completion::WithBuffer(cb) => match self.keep {
+            Completion::WithBuffer(cb) => match keep {
                 Keep::Buffer(buf) => {
                     cb.call((result, buf));
                     true

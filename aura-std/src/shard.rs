@@ -330,22 +330,38 @@ impl ShardState {
         direct: bool,
         sleepers: &AtomicUsize,
     ) -> Result<()> {
+        self.admit_unflushed(token, sqe, direct)?;
+        if direct {
+            self.flush_if_due(sleepers);
+        }
+        Ok(())
+    }
+
+    /// [`ShardState::admit`] without its flush: one request of a batch, which checks
+    /// [`ShardState::flush_if_due`] once after the last.
+    #[inline]
+    pub(crate) fn admit_unflushed(&mut self, token: u64, sqe: &Sqe, direct: bool) -> Result<()> {
         debug_assert_eq!(direct, self.admits_directly());
         if direct {
             self.push(sqe)?;
-            if (self.batch > 0 && self.unsubmitted >= self.batch)
-                || sleepers.load(Ordering::SeqCst) > 0
-            {
-                // The SQE is in the ring now: the request must stay (the kernel may consume it
-                // at any time), so a failed flush is not this submission's failure; the next
-                // flush in poll / wait retries and reports.
-                let _ = self.flush();
-            }
         } else {
             self.queue.push_back((token, *sqe));
         }
         self.pending_peak = self.pending_peak.max(self.slab.len());
         Ok(())
+    }
+
+    /// Submits pushed SQEs when the batch threshold is reached or a thread sleeps waiting for
+    /// completions (see [`ShardState::admit`] for the `SeqCst` pairing with the sleeper).
+    #[inline]
+    pub(crate) fn flush_if_due(&mut self, sleepers: &AtomicUsize) {
+        if (self.batch > 0 && self.unsubmitted >= self.batch) || sleepers.load(Ordering::SeqCst) > 0
+        {
+            // The SQEs are in the ring now: their requests must stay (the kernel may consume
+            // them at any time), so a failed flush is not a submission's failure; the next
+            // flush in poll / wait retries and reports.
+            let _ = self.flush();
+        }
     }
 
     /// Moves queued requests to the ring while the gate allows.
@@ -484,32 +500,54 @@ impl ShardState {
         clock: &mut ReapClock,
         out: &mut Vec<Finished>,
     ) {
-        let Ok(req) = self.slab.remove(cqe.user_data) else {
+        out.reserve(1);
+        let len = out.len();
+        let spare = &mut out.spare_capacity_mut()[0];
+        let dst = spare.as_mut_ptr();
+        // SAFETY: `dst` points at the vector's first spare slot (room reserved above), valid for
+        // writes of a `Finished`; `addr_of_mut!` projects to its `req` field without creating a
+        // reference to the uninitialised whole, and `MaybeUninit<Request>` has `Request`'s
+        // layout, so the cast pointer is valid and aligned for the slab to write through.
+        let req_place = unsafe { &mut *std::ptr::addr_of_mut!((*dst).req).cast() };
+        let Ok(req) = self.slab.remove_into(cqe.user_data, req_place) else {
             self.stale_cqes += 1;
             return;
         };
+        // From here `req` (in the spare slot) must end up in `out`: nothing below returns or
+        // panics before `set_len`, except an internal request, which is dropped explicitly.
         if req.fixed != 0 {
             counters.fixed.release(req.fixed);
         }
         self.in_flight = self.in_flight.saturating_sub(1);
         tally.reaped += 1;
         if req.internal {
+            // SAFETY: `req` was initialised by `remove_into` and is not in `out` (its length is
+            // unchanged): dropped once, here.
+            unsafe { std::ptr::drop_in_place(req) };
             return;
         }
         tally.ops += 1;
-        let bytes = if req.data && cqe.res > 0 {
+        let data = req.data;
+        let submit_ns = req.submit_ns;
+        let bytes = if data && cqe.res > 0 {
             cqe.res as u64
         } else {
             0
         };
         tally.bytes += bytes;
-        if req.data {
-            let latency = (req.submit_ns > 0).then(|| {
+        // SAFETY: the spare slot's `req` is initialised (above); writing `res` completes the
+        // `Finished`, and `set_len` then hands it to the vector (`len` < capacity, reserved).
+        unsafe {
+            std::ptr::addr_of_mut!((*dst).res).write(i64::from(cqe.res));
+            out.set_len(len + 1);
+        }
+        if data {
+            let latency = (submit_ns > 0).then(|| {
                 let epoch = self.epoch;
                 let now_ns = *clock
                     .latency_ns
                     .get_or_insert_with(|| epoch.elapsed().as_nanos() as u64);
-                now_ns.saturating_sub(req.submit_ns)
+                now_ns.saturating_sub(submit_ns)
             });
             if let Some(ns) = latency {
                 self.latency_hist.record(ns);
@@ -518,11 +556,6 @@ impl ShardState {
                 a.on_complete(latency, bytes);
             }
         }
-        out.push(Finished {
-            completion: req.completion,
-            keep: req.keep,
-            res: cqe.res,
-        });
     }
 
     /// Whether the slot of `user_data` is live (its request has not completed).
@@ -543,9 +576,8 @@ impl ShardState {
         counters.sub_pending(self, 1);
         counters.ops.fetch_add(1, Ordering::Relaxed);
         Some(Finished {
-            completion: req.completion,
-            keep: req.keep,
-            res: -Errno::CANCELED.raw_os_error(),
+            req,
+            res: i64::from(-Errno::CANCELED.raw_os_error()),
         })
     }
 
