@@ -301,10 +301,12 @@ struct EngineReads {
     /// Completions counted past what the last iteration needed, for the next one.
     credit: u64,
     slots: Vec<u32>,
+    /// Each step's reads go through one [`aura_std::Batch`] instead of one call each.
+    batched: bool,
 }
 
 impl EngineReads {
-    fn new(fd: i32, options: Options) -> EngineReads {
+    fn new(fd: i32, options: Options, batched: bool) -> EngineReads {
         let engine = Engine::with_options(options).expect("engine");
         let bufs = Buffers::new(engine.buffer_pool());
         DONE.with(|d| d.borrow_mut().clear());
@@ -315,6 +317,7 @@ impl EngineReads {
             rng: Rng(0x9E37_79B9_7F4A_7C15),
             credit: 0,
             slots: Vec::with_capacity(2 * DEPTH),
+            batched,
         };
         for slot in 0..DEPTH as u32 {
             r.submit(slot);
@@ -342,6 +345,29 @@ impl EngineReads {
         .expect("engine read");
     }
 
+    /// Submits one read per slot in `slots` through one batch.
+    fn submit_batch(&mut self, slots: &[u32]) {
+        let mut batch = self.engine.batch();
+        for &slot in slots {
+            // SAFETY: as in `EngineReads::submit`.
+            unsafe {
+                let buf = BufferRef::from_ptr(self.bufs.ptrs[slot as usize], PAGE as usize);
+                batch.read(
+                    self.fd,
+                    buf,
+                    PAGE as usize,
+                    self.rng.page_offset(),
+                    move |r| {
+                        assert_eq!(r.ok(), Some(PAGE as usize), "engine read");
+                        DONE.with(|d| d.borrow_mut().push(slot));
+                    },
+                )
+            }
+            .expect("engine read");
+        }
+        assert_eq!(batch.submit().expect("batch"), slots.len(), "batch submit");
+    }
+
     /// Steps until `n` completions were counted (the surplus goes to the next call).
     fn run(&mut self, n: u64) {
         let mut done = std::mem::take(&mut self.credit);
@@ -357,8 +383,12 @@ impl EngineReads {
         self.engine.wait(-1).expect("wait");
         let mut slots = std::mem::take(&mut self.slots);
         DONE.with(|d| std::mem::swap(&mut *d.borrow_mut(), &mut slots));
-        for &slot in &slots {
-            self.submit(slot);
+        if self.batched {
+            self.submit_batch(&slots);
+        } else {
+            for &slot in &slots {
+                self.submit(slot);
+            }
         }
         let n = slots.len() as u64;
         slots.clear();
@@ -373,10 +403,12 @@ struct EngineSmall {
     fd: i32,
     bufs: Buffers,
     rng: Rng,
+    /// Each round's reads go through one [`aura_std::Batch`].
+    batched: bool,
 }
 
 impl EngineSmall {
-    fn new(fd: i32, options: Options) -> EngineSmall {
+    fn new(fd: i32, options: Options, batched: bool) -> EngineSmall {
         let engine = Engine::with_options(options).expect("engine");
         let bufs = Buffers::new(engine.buffer_pool());
         EngineSmall {
@@ -384,12 +416,30 @@ impl EngineSmall {
             fd,
             bufs,
             rng: Rng(0x9E37_79B9_7F4A_7C15),
+            batched,
         }
     }
 
     #[inline(never)]
     fn round(&mut self) -> u64 {
         RAN.with(|r| r.set(0));
+        if self.batched {
+            let mut batch = self.engine.batch();
+            for slot in 0..DEPTH {
+                // SAFETY: as in `EngineReads::submit`; every read of a round completes before
+                // the next round reuses its buffer.
+                unsafe {
+                    let buf = BufferRef::from_ptr(self.bufs.ptrs[slot], 1);
+                    batch.read(self.fd, buf, 1, self.rng.page_offset(), |r| {
+                        assert_eq!(r.ok(), Some(1), "engine read");
+                        RAN.with(|n| n.set(n.get() + 1));
+                    })
+                }
+                .expect("engine read");
+            }
+            assert_eq!(batch.submit().expect("batch"), DEPTH, "batch submit");
+            return wait_round(&self.engine);
+        }
         for slot in 0..DEPTH {
             // SAFETY: as in `EngineReads::submit`; every read of a round completes before the
             // next round reuses its buffer.
@@ -418,18 +468,34 @@ fn wait_round(engine: &Engine) -> u64 {
 /// The Engine's rounds of 32 NOPs.
 struct EngineNop {
     engine: Engine,
+    /// Each round's NOPs go through one [`aura_std::Batch`].
+    batched: bool,
 }
 
 impl EngineNop {
-    fn new(options: Options) -> EngineNop {
+    fn new(options: Options, batched: bool) -> EngineNop {
         EngineNop {
             engine: Engine::with_options(options).expect("engine"),
+            batched,
         }
     }
 
     #[inline(never)]
     fn round(&mut self) -> u64 {
         RAN.with(|r| r.set(0));
+        if self.batched {
+            let mut batch = self.engine.batch();
+            for _ in 0..DEPTH {
+                batch
+                    .nop(|r| {
+                        assert_eq!(r.ok(), Some(0), "engine nop");
+                        RAN.with(|n| n.set(n.get() + 1));
+                    })
+                    .expect("engine nop");
+            }
+            assert_eq!(batch.submit().expect("batch"), DEPTH, "batch submit");
+            return wait_round(&self.engine);
+        }
         for _ in 0..DEPTH {
             self.engine
                 .nop(|r| {
@@ -444,13 +510,14 @@ impl EngineNop {
 
 // ---- the benches ----
 
-/// The Engine variants: name and options.
-fn engine_variants() -> [(&'static str, Options); 4] {
+/// The Engine variants: name, options, and whether the loop submits through a `Batch`.
+fn engine_variants() -> [(&'static str, Options, bool); 5] {
     let base = || Options::new().ring_count(1);
     [
-        ("engine", base()),
-        ("engine-fixed", base().disable_adaptive(true)),
-        ("engine-batch0", base().batch_threshold(0)),
+        ("engine", base(), false),
+        ("engine-batch", base(), true),
+        ("engine-fixed", base().disable_adaptive(true), false),
+        ("engine-batch0", base().batch_threshold(0), false),
         (
             "engine-tuned",
             base()
@@ -458,6 +525,7 @@ fn engine_variants() -> [(&'static str, Options); 4] {
                 .disable_adaptive(true)
                 .initial_in_flight(DEPTH as u32)
                 .batch_threshold(0),
+            false,
         ),
     ]
 }
@@ -489,8 +557,8 @@ fn engine_overhead(c: &mut Criterion) {
             })
         });
     }
-    for (name, options) in engine_variants() {
-        let mut e = EngineReads::new(fd, options);
+    for (name, options, batched) in engine_variants() {
+        let mut e = EngineReads::new(fd, options, batched);
         g.bench_function(BenchmarkId::new("read4k_qd32", name), |b| {
             b.iter_custom(|iters| {
                 let t = Instant::now();
@@ -508,8 +576,8 @@ fn engine_overhead(c: &mut Criterion) {
             b.iter(|| black_box(bare.round()))
         });
     }
-    for (name, options) in engine_variants() {
-        let mut e = EngineNop::new(options);
+    for (name, options, batched) in engine_variants() {
+        let mut e = EngineNop::new(options, batched);
         g.bench_function(BenchmarkId::new("nop_b32", name), |b| {
             b.iter(|| black_box(e.round()))
         });
@@ -523,8 +591,8 @@ fn engine_overhead(c: &mut Criterion) {
             b.iter(|| black_box(bare.round()))
         });
     }
-    for (name, options) in engine_variants() {
-        let mut e = EngineSmall::new(fd, options);
+    for (name, options, batched) in engine_variants() {
+        let mut e = EngineSmall::new(fd, options, batched);
         g.bench_function(BenchmarkId::new("small_b32", name), |b| {
             b.iter(|| black_box(e.round()))
         });
@@ -539,6 +607,7 @@ fn engine_overhead(c: &mut Criterion) {
 /// loop and of the default `engine` alternate, `ENGINE_OVERHEAD_BLOCK` rounds of 32 each
 /// (default 2000), and each case prints Engine/bare = bare time / Engine time, the median over the
 /// pairs (a slow spell of the machine hits both sides of a pair, or one pair only).
+/// `ENGINE_OVERHEAD_CASES` (comma-separated case names, default all) picks the cases.
 fn paired(fd: i32, pool: &BufferPool) {
     let env = |name: &str, default: u64| {
         std::env::var(name)
@@ -561,9 +630,56 @@ fn paired(fd: i32, pool: &BufferPool) {
         t.elapsed().as_secs_f64()
     };
     let base = || Options::new().ring_count(1);
+    let cases = std::env::var("ENGINE_OVERHEAD_CASES").unwrap_or_default();
+    let wanted = |case: &str| cases.is_empty() || cases.split(',').any(|c| c == case);
 
+    for batched in [false, true] {
+        let side = if batched { "engine-batch" } else { "engine" };
+        if wanted("read4k_qd32") {
+            paired_reads(fd, pool, pairs, block, batched, &median, &timed);
+        }
+        if wanted("nop_b32") {
+            let mut bare = BareNop::new();
+            let mut engine = EngineNop::new(base(), batched);
+            paired_rounds(
+                "nop_b32",
+                side,
+                pairs,
+                block,
+                &mut || bare.round(),
+                &mut || engine.round(),
+            );
+            report(&format!("{side} (paired)"), "nop_b32", &engine.engine);
+        }
+        if wanted("small_b32") {
+            let mut bare = BareSmall::new(fd, pool);
+            let mut engine = EngineSmall::new(fd, base(), batched);
+            paired_rounds(
+                "small_b32",
+                side,
+                pairs,
+                block,
+                &mut || bare.round(),
+                &mut || engine.round(),
+            );
+            report(&format!("{side} (paired)"), "small_b32", &engine.engine);
+        }
+    }
+}
+
+/// The paired comparison of the read case (its own loop: completions, not rounds).
+fn paired_reads(
+    fd: i32,
+    pool: &BufferPool,
+    pairs: u64,
+    block: u64,
+    batched: bool,
+    median: &dyn Fn(Vec<f64>) -> f64,
+    timed: &dyn Fn(&mut dyn FnMut()) -> f64,
+) {
+    let side = if batched { "engine-batch" } else { "engine" };
     let mut bare = BareReads::new(fd, pool);
-    let mut engine = EngineReads::new(fd, base());
+    let mut engine = EngineReads::new(fd, Options::new().ring_count(1), batched);
     // Warm-up: one block each.
     bare.run(block * DEPTH as u64);
     engine.run(block * DEPTH as u64);
@@ -575,34 +691,18 @@ fn paired(fd: i32, pool: &BufferPool) {
         })
         .collect::<Vec<_>>();
     eprintln!(
-        "engine_overhead: paired read4k_qd32 engine/bare = {:.3} (median of {pairs} pairs of \
+        "engine_overhead: paired read4k_qd32 {side}/bare = {:.3} (median of {pairs} pairs of \
          {block} rounds)",
         median(ratios)
     );
-    report("engine (paired)", "read4k_qd32", &engine.engine);
-    drop(engine);
-    drop(bare);
-
-    let mut bare = BareNop::new();
-    let mut engine = EngineNop::new(base());
-    paired_rounds("nop_b32", pairs, block, &mut || bare.round(), &mut || {
-        engine.round()
-    });
-    report("engine (paired)", "nop_b32", &engine.engine);
-    drop(engine);
-
-    let mut bare = BareSmall::new(fd, pool);
-    let mut engine = EngineSmall::new(fd, base());
-    paired_rounds("small_b32", pairs, block, &mut || bare.round(), &mut || {
-        engine.round()
-    });
-    report("engine (paired)", "small_b32", &engine.engine);
+    report(&format!("{side} (paired)"), "read4k_qd32", &engine.engine);
 }
 
 /// The paired comparison of one round-based case: `block` rounds of each side alternate,
 /// `pairs` times after one block each of warm-up; prints the median of bare time / Engine time.
 fn paired_rounds(
     case: &str,
+    side: &str,
     pairs: u64,
     block: u64,
     bare: &mut dyn FnMut() -> u64,
@@ -629,7 +729,7 @@ fn paired_rounds(
     ratios.sort_by(f64::total_cmp);
     let n = ratios.len();
     eprintln!(
-        "engine_overhead: paired {case} engine/bare = {:.3} (median of {pairs} pairs of \
+        "engine_overhead: paired {case} {side}/bare = {:.3} (median of {pairs} pairs of \
          {block} rounds)",
         (ratios[(n - 1) / 2] + ratios[n / 2]) / 2.0
     );

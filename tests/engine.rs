@@ -399,6 +399,162 @@ fn nop_completes_with_zero() {
 }
 
 #[test]
+fn a_batch_writes_then_reads_back() {
+    let _g = shared();
+    let engine = small_engine();
+    let t = tempfile("batch-rw");
+    let fd = t.file.as_raw_fd();
+    let data = pattern(7, 16 * 4096);
+
+    // 16 owned writes and an fdatasync-free check through the file afterwards.
+    let got = Got::new();
+    let mut batch = engine.batch();
+    assert!(batch.is_empty());
+    for i in 0..16 {
+        let mut buf = engine.allocate_buffer(4096).unwrap();
+        buf.copy_from_slice(&data[i * 4096..][..4096]);
+        batch
+            .write_owned(fd, buf, (i * 4096) as u64, got.owned())
+            .unwrap();
+    }
+    assert_eq!(batch.len(), 16);
+    assert_eq!(batch.submit().unwrap(), 16);
+    assert!(batch.is_empty());
+    assert_eq!(batch.handles().len(), 16);
+    for (r, _buf) in settle_n(&engine, &got, 16) {
+        assert_eq!(ok(r), 4096);
+    }
+    let mut on_disk = vec![0u8; data.len()];
+    t.file.read_exact_at(&mut on_disk, 0).unwrap();
+    assert_eq!(on_disk, data);
+
+    // The same batch again: 16 plain reads and 16 NOPs, in one submit.
+    let mut bufs = vec![vec![0u8; 4096]; 16];
+    let plain = Got::new();
+    for (i, b) in bufs.iter_mut().enumerate() {
+        // SAFETY: `bufs` outlives the reads: `settle_n` waits for every callback, and nothing
+        // else touches them meanwhile.
+        unsafe {
+            batch.read(
+                fd,
+                BufferRef::from_mut_slice(b),
+                4096,
+                (i * 4096) as u64,
+                plain.cb(),
+            )
+        }
+        .unwrap();
+        batch.nop(plain.cb()).unwrap();
+    }
+    assert_eq!(batch.submit().unwrap(), 32);
+    let handles = batch.handles().to_vec();
+    assert_eq!(handles.len(), 32);
+    drop(batch);
+    let results = settle_n(&engine, &plain, 32);
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.as_ref().ok() == Some(&4096))
+            .count(),
+        16
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.as_ref().ok() == Some(&0))
+            .count(),
+        16
+    );
+    assert_eq!(bufs.concat(), data);
+    // Every handle is now stale.
+    for h in handles {
+        assert!(engine.cancel(h).is_err());
+    }
+    assert_eq!(engine.pending_count(), 0);
+    assert_eq!(engine.buffer_stats().in_use_buffers, 0);
+}
+
+#[test]
+fn a_batch_checks_each_op_as_it_is_added() {
+    let _g = shared();
+    let engine = small_engine();
+    let mut batch = engine.batch();
+    assert_eq!(batch.submit().unwrap(), 0, "an empty batch submits nothing");
+    let mut v = vec![0u8; 16];
+    // SAFETY: rejected before anything is queued: the kernel never sees `v`.
+    let r = unsafe { batch.read(-1, BufferRef::from_mut_slice(&mut v), 16, 0, |_| {}) };
+    assert_invalid(r.map(|_| ()), "fd");
+    // SAFETY: as above.
+    let r = unsafe { batch.read(0, BufferRef::from_mut_slice(&mut v), 0, 0, |_| {}) };
+    assert_invalid(r.map(|_| ()), "len");
+    assert_invalid(batch.fsync(-3, |_| {}).map(|_| ()), "fd");
+    let buf = engine.allocate_buffer(4096).unwrap();
+    let rejected = batch.read_owned(-1, buf, 0, |_, _| {}).unwrap_err();
+    assert_eq!(rejected.buffer.len(), 4096, "the buffer comes back");
+    drop(rejected);
+    assert!(batch.is_empty(), "nothing invalid was queued");
+    assert_eq!(batch.submit().unwrap(), 0);
+    assert_eq!(engine.buffer_stats().in_use_buffers, 0);
+}
+
+#[test]
+fn a_dropped_batch_discards_its_ops_uncalled() {
+    let _g = shared();
+    let engine = small_engine();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let token = Arc::new(());
+    let mut batch = engine.batch();
+    for _ in 0..8 {
+        let (ran, token) = (Arc::clone(&ran), Arc::clone(&token));
+        batch
+            .nop(move |_| {
+                ran.fetch_add(1, SeqCst);
+                drop(token);
+            })
+            .unwrap();
+        let buf = engine.allocate_buffer(4096).unwrap();
+        batch.read_owned(0, buf, 0, |_, _| {}).unwrap();
+    }
+    assert_eq!(Arc::strong_count(&token), 9);
+    drop(batch);
+    assert_eq!(Arc::strong_count(&token), 1, "every callback was dropped");
+    assert_eq!(ran.load(SeqCst), 0, "and none was called");
+    assert_eq!(
+        engine.buffer_stats().in_use_buffers,
+        0,
+        "owned buffers went back"
+    );
+    assert_eq!(engine.pending_count(), 0);
+    assert_eq!(engine.wait(0).unwrap(), 0);
+}
+
+#[test]
+fn a_batch_larger_than_the_free_slots_submits_what_fits() {
+    let _g = shared();
+    // Queue depth 4: 16 request slots.
+    let engine = Engine::with_options(Options::new().ring_count(1).queue_depth(4)).unwrap();
+    let got = Got::new();
+    let mut batch = engine.batch();
+    for _ in 0..20 {
+        batch.nop(got.cb()).unwrap();
+    }
+    assert_eq!(batch.submit().unwrap(), 16, "as many as there are slots");
+    assert_eq!(batch.len(), 4, "the rest stay in the batch");
+    assert_eq!(batch.handles().len(), 16);
+    // No slot is free until completions are processed.
+    assert!(matches!(batch.submit(), Err(Error::WouldBlock)));
+    assert_eq!(batch.len(), 4);
+    let first = settle_n(&engine, &got, 16);
+    assert!(first.into_iter().all(|r| ok(r) == 0));
+    assert_eq!(batch.submit().unwrap(), 4);
+    assert!(batch.is_empty());
+    drop(batch);
+    let rest = settle_n(&engine, &got, 4);
+    assert!(rest.into_iter().all(|r| ok(r) == 0));
+    assert_eq!(engine.pending_count(), 0);
+}
+
+#[test]
 fn record_handle_sees_the_handle_before_the_op_returns() {
     let _g = shared();
     let engine = small_engine();

@@ -37,8 +37,10 @@
 //! callback says so.
 
 use aura_core::sys::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+mod batch;
 mod chain;
 
+pub use batch::Batch;
 pub use chain::{Chain, MAX_CHAIN};
 
 use std::cell::Cell;

@@ -39,7 +39,9 @@ pub use aura_core::aimd::Phase;
 pub use aura_core::IoVec;
 pub use buffer::{Buffer, BufferPool, BufferRef, BufferStats};
 #[cfg(not(loom))]
-pub use engine::{in_callback, Chain, Engine, Rejected, RingStats, Stats, IOV_MAX, MAX_CHAIN};
+pub use engine::{
+    in_callback, Batch, Chain, Engine, Rejected, RingStats, Stats, IOV_MAX, MAX_CHAIN,
+};
 pub use error::{Error, Result};
 #[cfg(not(loom))]
 pub use options::{Options, RingSelect, DEFAULT_ALIGNMENT, DEFAULT_QUEUE_DEPTH};
