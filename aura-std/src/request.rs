@@ -14,11 +14,23 @@ use aura_core::IoVec;
 use crate::buffer::Buffer;
 use crate::error::{Error, Result};
 
-/// What a plain callback is called with: bytes (data ops), a new fd (openat), 0 (others), or
-/// the error.
-pub(crate) type PlainArgs = Result<usize>;
-/// What an owned-buffer callback is called with: the result and the buffer back.
-pub(crate) type BufferArgs = (Result<usize>, Buffer);
+/// What a plain callback's shim is called with: the CQE's result (bytes for data ops, a new fd
+/// for openat, 0 for others, or `-errno`), made a `Result<usize>` inside the shim, right before
+/// the closure runs. An `i64` travels in a register; a `Result` built by the caller would go
+/// through memory, and its mixed-size stores stall the load that passes it on.
+pub(crate) type PlainArgs = i64;
+/// What an owned-buffer callback's shim is called with: the raw result and the buffer back.
+pub(crate) type BufferArgs = (i64, Buffer);
+
+/// A CQE result as the callbacks see it: `Ok(n)`, or the error its `-errno` stands for.
+#[inline(always)]
+pub(crate) fn to_result(res: i64) -> Result<usize> {
+    if res < 0 {
+        Err(Error::from_neg_errno(res as i32))
+    } else {
+        Ok(res as usize)
+    }
+}
 
 /// A stored plain callback.
 pub(crate) type PlainCallback = InlineFn<PlainArgs>;
@@ -41,15 +53,15 @@ pub(crate) trait CallOnce<A> {
 
 impl<F: FnOnce(Result<usize>)> CallOnce<PlainArgs> for F {
     #[inline]
-    fn call_once(self, args: PlainArgs) {
-        self(args)
+    fn call_once(self, res: PlainArgs) {
+        self(to_result(res))
     }
 }
 
 impl<F: FnOnce(Result<usize>, Buffer)> CallOnce<BufferArgs> for F {
     #[inline]
-    fn call_once(self, (result, buffer): BufferArgs) {
-        self(result, buffer)
+    fn call_once(self, (res, buffer): BufferArgs) {
+        self(to_result(res), buffer)
     }
 }
 
@@ -317,23 +329,18 @@ pub(crate) struct Finished {
 impl Finished {
     /// Runs the callback. Returns `true` when there was one.
     pub(crate) fn run(self) -> bool {
-        let result = if self.res < 0 {
-            Err(Error::from_neg_errno(self.res as i32))
-        } else {
-            Ok(self.res as usize)
-        };
         let Request {
             completion, keep, ..
         } = self.req;
         match completion {
             Completion::Silent => false,
             Completion::Plain(cb) => {
-                cb.call(result);
+                cb.call(self.res);
                 true
             }
             Completion::WithBuffer(cb) => match keep {
                 Keep::Buffer(buf) => {
-                    cb.call((result, buf));
+                    cb.call((self.res, buf));
                     true
                 }
                 _ => false,
@@ -371,7 +378,7 @@ mod tests {
                 Ordering::SeqCst,
             );
         });
-        f.call(Ok(1));
+        f.call(1);
         assert_eq!(got.load(Ordering::SeqCst), 1 + 7 * INLINE_WORDS);
 
         let large = [3u64; 16];
@@ -382,7 +389,7 @@ mod tests {
                 Ordering::SeqCst,
             );
         });
-        f.call(Ok(2));
+        f.call(2);
         assert_eq!(got.load(Ordering::SeqCst), 1 + 7 * INLINE_WORDS + 2 + 48);
     }
 
@@ -391,7 +398,7 @@ mod tests {
         let drops = Arc::new(AtomicUsize::new(0));
         // Inline, called: dropped by the call.
         let t = Tracked(drops.clone());
-        PlainCallback::new(move |_r: Result<usize>| drop(t)).call(Ok(0));
+        PlainCallback::new(move |_r: Result<usize>| drop(t)).call(0);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         // Inline, never called: dropped with the InlineFn.
         let t = Tracked(drops.clone());
@@ -407,7 +414,7 @@ mod tests {
         // A boxed `dyn FnOnce` (the vectored ops' callbacks) fits inline itself.
         let t = Tracked(drops.clone());
         let b: Box<dyn FnOnce(Result<usize>) + Send> = Box::new(move |_r| drop(t));
-        PlainCallback::new(b).call(Err(Error::Cancelled));
+        PlainCallback::new(b).call(-125); // -ECANCELED
         assert_eq!(drops.load(Ordering::SeqCst), 4);
     }
 
@@ -419,7 +426,7 @@ mod tests {
             let _t = &t;
             panic!("callback panics");
         });
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(Ok(0))));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.call(0)));
         assert!(r.is_err());
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }

@@ -297,7 +297,10 @@ impl ShardState {
 
     /// Pushes an admitted SQE to the ring; its request is already stamped (see
     /// [`ShardState::stamp`]).
-    #[inline]
+    // Inlined into its callers so the SQE they build is written straight into the ring: passed
+    // by reference, it was stored field by field into a stack temporary and reloaded 16 bytes
+    // at a time, a load that spans several stores and stalls store-to-load forwarding.
+    #[inline(always)]
     fn push(&mut self, sqe: &Sqe) -> Result<()> {
         // SAFETY: the SQE's pointers reference memory owned by its request slot (`Keep`) or
         // promised by the caller of an unsafe op to outlive the completion; the slot lives until
