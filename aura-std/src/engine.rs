@@ -536,7 +536,7 @@ impl Engine {
     fn submit_inner(
         &self,
         sqe: Sqe,
-        mut request: Request,
+        request: Request,
         claim: Claim<'_>,
         nonblocking: bool,
     ) -> std::result::Result<RequestHandle, Box<(Error, Request)>> {
@@ -550,20 +550,24 @@ impl Engine {
         if nonblocking && (st.in_flight >= st.limit || !st.queue.is_empty()) {
             return Err(Box::new((Error::WouldBlock, request)));
         }
-        request.fixed = claim.bits();
-        // Stamped before it takes its slot when its SQE goes to the ring now (one slot access
-        // per submission); a request held by the gate is stamped when it leaves the queue.
+        // Stamped when its SQE goes to the ring now; a request held by the gate is stamped when
+        // it leaves the queue.
         let direct = st.admits_directly();
-        if direct {
-            request.submit_ns = st.stamp(request.data);
-        }
+        let submit_ns = if direct { st.stamp(request.data) } else { 0 };
+        let fixed = claim.bits();
+        // Inserted as built, and the two fields set in the slot afterwards (when not 0): a field
+        // written into the request just before the move into the slot would be reloaded as part
+        // of a wider copy, a load spanning a smaller store that stalls store-to-load forwarding.
         let token = match st.slab.insert(request) {
             Ok(t) => t,
-            Err(mut r) => {
-                r.fixed = 0;
-                return Err(Box::new((Error::WouldBlock, r)));
-            }
+            Err(r) => return Err(Box::new((Error::WouldBlock, r))),
         };
+        if submit_ns != 0 || fixed != 0 {
+            if let Ok(req) = st.slab.get_mut(token.user_data()) {
+                req.submit_ns = submit_ns;
+                req.fixed = fixed;
+            }
+        }
         // The slot owns the claim now: its completion releases it.
         claim.commit();
         let user_data = token.user_data();

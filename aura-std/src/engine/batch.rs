@@ -96,12 +96,18 @@ impl<'e> Batch<'e> {
         &self.handles
     }
 
-    #[inline]
-    fn add(&mut self, sqe: Sqe, mut req: Request, claim: Claim<'e>) -> &mut Self {
+    #[inline(always)]
+    fn add(&mut self, sqe: Sqe, req: Request, claim: Claim<'e>) -> &mut Self {
+        self.ops.reserve(1);
+        let len = self.ops.len();
+        // Written straight into the list's spare slot (room reserved above), so the SQE and
+        // request are stored once, where they stay, rather than built on the stack and copied.
+        let slot = self.ops.spare_capacity_mut()[0].write((sqe, req));
         // The request owns the claim from here (released when it completes, or when the batch
         // discards it).
-        req.fixed = claim.commit();
-        self.ops.push((sqe, req));
+        slot.1.fixed = claim.commit();
+        // SAFETY: the element at `len` was initialised just above, within the capacity.
+        unsafe { self.ops.set_len(len + 1) };
         self
     }
 
@@ -258,11 +264,10 @@ impl<'e> Batch<'e> {
         let mut left = Vec::new();
         let mut failed = None;
         let mut ops = self.ops.drain(..);
-        for (sqe, mut req) in &mut ops {
+        for (sqe, req) in &mut ops {
             let direct = st.admits_directly();
-            if direct {
-                req.submit_ns = st.stamp(req.data);
-            }
+            let submit_ns = if direct { st.stamp(req.data) } else { 0 };
+            // Inserted as it is, the stamp set in the slot afterwards (see `submit_inner`).
             let token = match st.slab.insert(req) {
                 Ok(t) => t.user_data(),
                 Err(back) => {
@@ -271,6 +276,11 @@ impl<'e> Batch<'e> {
                     break;
                 }
             };
+            if submit_ns != 0 {
+                if let Ok(req) = st.slab.get_mut(token) {
+                    req.submit_ns = submit_ns;
+                }
+            }
             if let Err(e) = st.admit_unflushed(token, &sqe.user_data(token), direct) {
                 // The SQE never reached the ring: the slot, inserted under this lock hold, is
                 // taken back, and the operation stays in the batch.
