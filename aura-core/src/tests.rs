@@ -285,6 +285,26 @@ fn full_sq_hands_the_entry_back() {
 }
 
 #[test]
+fn push_with_user_data_carries_the_given_user_data() {
+    let mut ring = Ring::new_sim(2, SimConfig::default());
+    let read = op::read(3, core::ptr::null_mut(), 512, 4096).user_data(1);
+    let mut sq = ring.sq();
+    // SAFETY: as in `push`: a simulated kernel never dereferences the (null) buffer.
+    assert_eq!(unsafe { sq.push_with_user_data(&read, 77) }, Ok(()));
+    // SAFETY: as above (a NOP carries no pointer).
+    assert_eq!(unsafe { sq.push_with_user_data(&nop(5), 78) }, Ok(()));
+    // Full: the entry comes back as it was given (its own user_data).
+    // SAFETY: as above.
+    assert_eq!(unsafe { sq.push_with_user_data(&read, 79) }, Err(read));
+    drop(sq);
+    assert_eq!(ring.submit(), Ok(2));
+    let cqes: Vec<Cqe> = ring.cq().collect();
+    let got: Vec<(u64, i32)> = cqes.iter().map(|c| (c.user_data, c.res)).collect();
+    // The read completes with its length: only user_data was replaced, the rest is the entry's.
+    assert_eq!(got, [(77, 512), (78, 0)]);
+}
+
+#[test]
 fn push_all_is_all_or_nothing() {
     let mut ring = Ring::new_sim(4, SimConfig::default());
     let three = [nop(10), nop(11), nop(12)];

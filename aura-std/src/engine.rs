@@ -572,7 +572,6 @@ impl Engine {
         claim.commit();
         let user_data = token.user_data();
         shard.counters.add_pending(&mut st, 1);
-        let sqe = sqe.user_data(user_data);
         // Before the SQE can reach the kernel (and so before the request can complete).
         crate::request::record(RequestHandle {
             ring: ring as u32,

@@ -295,20 +295,21 @@ impl ShardState {
         (self.epoch.elapsed().as_nanos() as u64).max(1)
     }
 
-    /// Pushes an admitted SQE to the ring; its request is already stamped (see
-    /// [`ShardState::stamp`]).
+    /// Pushes an admitted SQE to the ring with its request's `user_data`; the request is
+    /// already stamped (see [`ShardState::stamp`]).
     // Inlined into its callers so the SQE they build is written straight into the ring: passed
     // by reference, it was stored field by field into a stack temporary and reloaded 16 bytes
     // at a time, a load that spans several stores and stalls store-to-load forwarding.
     #[inline(always)]
-    fn push(&mut self, sqe: &Sqe) -> Result<()> {
+    fn push(&mut self, sqe: &Sqe, user_data: u64) -> Result<()> {
         // SAFETY: the SQE's pointers reference memory owned by its request slot (`Keep`) or
         // promised by the caller of an unsafe op to outlive the completion; the slot lives until
         // its CQE is reaped.
-        if unsafe { self.ring.sq().push(sqe) }.is_err() {
+        if unsafe { self.ring.sq().push_with_user_data(sqe, user_data) }.is_err() {
             self.flush()?;
             // SAFETY: as above.
-            unsafe { self.ring.sq().push(sqe) }.map_err(|_| Error::WouldBlock)?;
+            unsafe { self.ring.sq().push_with_user_data(sqe, user_data) }
+                .map_err(|_| Error::WouldBlock)?;
         }
         self.in_flight += 1;
         self.unsubmitted += 1;
@@ -318,7 +319,8 @@ impl ShardState {
 
     /// Admits a new request whose slot holds `token`: straight to the ring when `direct` (the
     /// value of [`ShardState::admits_directly`] under this same lock hold, with the request
-    /// stamped accordingly), else to the queue.
+    /// stamped accordingly), else to the queue. `sqe`'s own `user_data` is ignored: the SQE
+    /// carries `token`.
     ///
     /// The SQE is submitted at once when the batch threshold is reached or when a thread sleeps
     /// waiting for completions (`sleepers` > 0: nobody else would flush it soon). The load is
@@ -342,13 +344,13 @@ impl ShardState {
 
     /// [`ShardState::admit`] without its flush: one request of a batch, which checks
     /// [`ShardState::flush_if_due`] once after the last.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn admit_unflushed(&mut self, token: u64, sqe: &Sqe, direct: bool) -> Result<()> {
         debug_assert_eq!(direct, self.admits_directly());
         if direct {
-            self.push(sqe)?;
+            self.push(sqe, token)?;
         } else {
-            self.queue.push_back((token, *sqe));
+            self.queue.push_back((token, sqe.user_data(token)));
         }
         self.pending_peak = self.pending_peak.max(self.slab.len());
         Ok(())
@@ -376,7 +378,7 @@ impl ShardState {
             // Stamped as it goes to the ring (its wait in the queue is not its latency).
             let data = self.slab.get(token).is_ok_and(|req| req.data);
             let submit_ns = self.stamp(data);
-            if let Err(e) = self.push(&sqe) {
+            if let Err(e) = self.push(&sqe, token) {
                 // Still waiting: back to the front, in order.
                 self.queue.push_front((token, sqe));
                 return Err(e);

@@ -80,6 +80,26 @@ impl SqRaw {
         // the kernel is not reading this slot (it lies beyond the published tail).
         unsafe { (*self.sqes.add(slot)).with_mut(|p| p.write(*sqe)) };
     }
+
+    /// Writes `sqe` into slot `idx`, with `user_data` in place of its own: the entry is copied
+    /// from where it was built and the one field stored after, in the slot (setting it on a copy
+    /// first would store 8 bytes inside a value about to be reloaded 16 at a time).
+    ///
+    /// # Safety
+    ///
+    /// As for [`SqRaw::write`].
+    #[inline(always)]
+    pub(crate) unsafe fn write_with_user_data(&self, idx: u32, sqe: &Sqe, user_data: u64) {
+        let slot = (idx & self.mask) as usize;
+        // SAFETY: as in `write`: the slot is inside the array and not read by the kernel; the
+        // field pointer is derived from the slot's own pointer, which was just initialised.
+        unsafe {
+            (*self.sqes.add(slot)).with_mut(|p| {
+                p.write(*sqe);
+                core::ptr::addr_of_mut!((*p).user_data).write(user_data);
+            })
+        };
+    }
 }
 
 impl CqRaw {

@@ -62,6 +62,27 @@ impl<'a> Sq<'a> {
         Ok(())
     }
 
+    /// Pushes one entry with `user_data` in place of the entry's own (the same as pushing
+    /// `sqe.user_data(user_data)`, without building that copy first). A full queue hands the
+    /// entry back unchanged.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Sq::push`].
+    #[inline]
+    pub unsafe fn push_with_user_data(&mut self, sqe: &Sqe, user_data: u64) -> Result<(), Sqe> {
+        if self.is_full() {
+            self.reload_head();
+            if self.is_full() {
+                return Err(*sqe);
+            }
+        }
+        // SAFETY: as in `push`: the slot at `tail` is not being read by the kernel.
+        unsafe { self.raw.write_with_user_data(self.tail, sqe, user_data) };
+        self.tail = self.tail.wrapping_add(1);
+        Ok(())
+    }
+
     /// Pushes several entries, all or none.
     ///
     /// # Safety

@@ -96,12 +96,22 @@ impl<'e> Batch<'e> {
         &self.handles
     }
 
+    /// Makes room for one more operation. Called before the operation is built, so that no
+    /// call (the list's growth) sits between building it and [`Batch::add`] storing it: the
+    /// SQE and request are then written once, where they stay, instead of being built on the
+    /// stack and copied (a copy whose wide loads span the narrow stores that built them, which
+    /// stalls store-to-load forwarding).
+    #[inline(always)]
+    fn room(&mut self) {
+        if self.ops.len() == self.ops.capacity() {
+            self.ops.reserve(1);
+        }
+    }
+
     #[inline(always)]
     fn add(&mut self, sqe: Sqe, req: Request, claim: Claim<'e>) -> &mut Self {
-        self.ops.reserve(1);
         let len = self.ops.len();
-        // Written straight into the list's spare slot (room reserved above), so the SQE and
-        // request are stored once, where they stay, rather than built on the stack and copied.
+        assert!(len < self.ops.capacity(), "Batch::room precedes add");
         let slot = self.ops.spare_capacity_mut()[0].write((sqe, req));
         // The request owns the claim from here (released when it completes, or when the batch
         // discards it).
@@ -126,6 +136,7 @@ impl<'e> Batch<'e> {
         offset: u64,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
+        self.room();
         let (sqe, claim) = self.engine.rw_sqe(false, fd, buf, len, offset)?;
         Ok(self.add(sqe, Request::plain(callback, Keep::Nothing, true), claim))
     }
@@ -144,6 +155,7 @@ impl<'e> Batch<'e> {
         offset: u64,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
+        self.room();
         let (sqe, claim) = self.engine.rw_sqe(true, fd, buf, len, offset)?;
         Ok(self.add(sqe, Request::plain(callback, Keep::Nothing, true), claim))
     }
@@ -180,6 +192,7 @@ impl<'e> Batch<'e> {
         offset: u64,
         callback: crate::request::BufferCallback,
     ) -> Result<&mut Self, Rejected> {
+        self.room();
         let checked = self
             .engine
             .target(fd)
@@ -203,6 +216,7 @@ impl<'e> Batch<'e> {
         &mut self,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
+        self.room();
         let claim = Claim::new(&self.engine.inner.fixed);
         Ok(self.add(
             op::nop(),
@@ -217,6 +231,7 @@ impl<'e> Batch<'e> {
         fd: i32,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
+        self.room();
         let (target, claim) = self.engine.target(fd)?;
         Ok(self.add(
             op::fsync(target),
@@ -231,6 +246,7 @@ impl<'e> Batch<'e> {
         fd: i32,
         callback: impl FnOnce(Result<usize>) + Send + 'static,
     ) -> Result<&mut Self> {
+        self.room();
         let (target, claim) = self.engine.target(fd)?;
         Ok(self.add(
             op::fdatasync(target),
@@ -281,7 +297,7 @@ impl<'e> Batch<'e> {
                     req.submit_ns = submit_ns;
                 }
             }
-            if let Err(e) = st.admit_unflushed(token, &sqe.user_data(token), direct) {
+            if let Err(e) = st.admit_unflushed(token, &sqe, direct) {
                 // The SQE never reached the ring: the slot, inserted under this lock hold, is
                 // taken back, and the operation stays in the batch.
                 let Ok(back) = st.slab.remove(token) else {
