@@ -607,7 +607,8 @@ fn engine_overhead(c: &mut Criterion) {
 /// loop and of the default `engine` alternate, `ENGINE_OVERHEAD_BLOCK` rounds of 32 each
 /// (default 2000), and each case prints Engine/bare = bare time / Engine time, the median over the
 /// pairs (a slow spell of the machine hits both sides of a pair, or one pair only).
-/// `ENGINE_OVERHEAD_CASES` (comma-separated case names, default all) picks the cases.
+/// `ENGINE_OVERHEAD_CASES` (comma-separated case names, default all) picks the cases,
+/// `ENGINE_OVERHEAD_SIDES` (`engine`, `engine-batch`; default both) the Engine sides.
 fn paired(fd: i32, pool: &BufferPool) {
     let env = |name: &str, default: u64| {
         std::env::var(name)
@@ -633,8 +634,12 @@ fn paired(fd: i32, pool: &BufferPool) {
     let cases = std::env::var("ENGINE_OVERHEAD_CASES").unwrap_or_default();
     let wanted = |case: &str| cases.is_empty() || cases.split(',').any(|c| c == case);
 
+    let sides = std::env::var("ENGINE_OVERHEAD_SIDES").unwrap_or_default();
     for batched in [false, true] {
         let side = if batched { "engine-batch" } else { "engine" };
+        if !sides.is_empty() && !sides.split(',').any(|s| s == side) {
+            continue;
+        }
         if wanted("read4k_qd32") {
             paired_reads(fd, pool, pairs, block, batched, &median, &timed);
         }

@@ -276,18 +276,33 @@ impl<'e> Batch<'e> {
         let ring = engine.select();
         let shard = &inner.shards[ring];
         let mut st = lock(&shard.state);
-        self.handles.reserve(self.ops.len());
-        let mut left = Vec::new();
+        let total = self.ops.len();
+        self.handles.reserve(total);
         let mut failed = None;
-        let mut ops = self.ops.drain(..);
-        for (sqe, req) in &mut ops {
+        // The operations are moved out of the list in place, one at a time: the request straight
+        // from its element into the slab, the SQE read where it is (a copy of the whole element
+        // first would be reloaded at other offsets, stalling store-to-load forwarding). The list
+        // is emptied first, so a panic in between leaks the rest instead of dropping any twice.
+        let base = self.ops.as_mut_ptr();
+        // SAFETY: shrinking the length never exposes uninitialised elements; the elements stay
+        // in the allocation, owned by this loop until moved out or back (below).
+        unsafe { self.ops.set_len(0) };
+        let mut done = 0;
+        while done < total {
+            // SAFETY: `done < total`, the list's old length: the element is initialised and not
+            // yet moved out.
+            let elem = unsafe { base.add(done) };
             let direct = st.admits_directly();
+            // SAFETY: as above; the request is moved out of the element here, and either ends
+            // in the slab or is written back into the same element before the loop stops.
+            let req = unsafe { std::ptr::read(std::ptr::addr_of!((*elem).1)) };
             let submit_ns = if direct { st.stamp(req.data) } else { 0 };
             // Inserted as it is, the stamp set in the slot afterwards (see `submit_inner`).
             let token = match st.slab.insert(req) {
                 Ok(t) => t.user_data(),
                 Err(back) => {
-                    left.push((sqe, back));
+                    // SAFETY: the element's request was moved out above: this moves it back.
+                    unsafe { std::ptr::write(std::ptr::addr_of_mut!((*elem).1), back) };
                     failed = Some(Error::WouldBlock);
                     break;
                 }
@@ -297,13 +312,17 @@ impl<'e> Batch<'e> {
                     req.submit_ns = submit_ns;
                 }
             }
-            if let Err(e) = st.admit_unflushed(token, &sqe, direct) {
+            // SAFETY: the element's SQE is initialised and `Copy`; nothing writes the element
+            // while this reference lives.
+            let sqe = unsafe { &(*elem).0 };
+            if let Err(e) = st.admit_unflushed(token, sqe, direct) {
                 // The SQE never reached the ring: the slot, inserted under this lock hold, is
                 // taken back, and the operation stays in the batch.
                 let Ok(back) = st.slab.remove(token) else {
                     unreachable!("a slot inserted under the shard lock is live")
                 };
-                left.push((sqe, back));
+                // SAFETY: as for the failed insert: the request goes back into its element.
+                unsafe { std::ptr::write(std::ptr::addr_of_mut!((*elem).1), back) };
                 failed = Some(e);
                 break;
             }
@@ -311,13 +330,18 @@ impl<'e> Batch<'e> {
                 ring: ring as u32,
                 user_data: token,
             });
+            done += 1;
         }
-        left.extend(ops);
         let n = self.handles.len();
         shard.counters.add_pending(&mut st, n as u32);
         st.flush_if_due(&inner.sleepers);
         drop(st);
-        self.ops.append(&mut left);
+        // SAFETY: elements `done..total` are initialised (never moved out, or moved back); they
+        // move to the front, in order, and become the list again (`copy` allows the overlap).
+        unsafe {
+            std::ptr::copy(base.add(done), base, total - done);
+            self.ops.set_len(total - done);
+        }
         match failed {
             Some(e) if n == 0 => Err(e),
             _ => Ok(n),
