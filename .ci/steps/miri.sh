@@ -18,6 +18,6 @@ run cargo +nightly miri setup
 skips=(--skip aimd:: --skip sim::device --skip sim::scenario --skip fuzzing::)
 echo "+ MIRIFLAGS=\"$MIRIFLAGS\" cargo +nightly miri test -p aura-core --target-dir target/miri -- ${skips[*]}"
 cargo +nightly miri test -p aura-core --target-dir target/miri -- "${skips[@]}"
-echo "+ cargo +nightly miri test -p aura-std --lib --target-dir target/miri -- buffer::"
-cargo +nightly miri test -p aura-std --lib --target-dir target/miri -- buffer::
+echo "+ cargo +nightly miri test -p aura-std --lib --target-dir target/miri -- buffer:: request::"
+cargo +nightly miri test -p aura-std --lib --target-dir target/miri -- buffer:: request::
 echo "miri: ok"

@@ -112,12 +112,37 @@ impl<'e> Batch<'e> {
     fn add(&mut self, sqe: Sqe, req: Request, claim: Claim<'e>) -> &mut Self {
         let len = self.ops.len();
         assert!(len < self.ops.capacity(), "Batch::room precedes add");
-        let slot = self.ops.spare_capacity_mut()[0].write((sqe, req));
-        // The request owns the claim from here (released when it completes, or when the batch
-        // discards it).
-        slot.1.fixed = claim.commit();
-        // SAFETY: the element at `len` was initialised just above, within the capacity.
-        unsafe { self.ops.set_len(len + 1) };
+        // The exhaustive pattern makes a new `Request` field a compile error here, so every
+        // field is written below.
+        let Request {
+            completion,
+            keep,
+            data,
+            submit_ns,
+            internal,
+            fixed: _,
+        } = req;
+        let op: *mut Op = self.ops.spare_capacity_mut()[0].as_mut_ptr();
+        // Field by field, straight into the list's spare slot: the request's small fields are
+        // then single stores where they stay. Written as one struct they were built on the stack
+        // with narrow stores and copied with wide loads, which stalls store-to-load forwarding.
+        // SAFETY: `op` points at the first spare element (`len < capacity`, asserted), valid
+        // for writes; `addr_of_mut!` projects to each field without a reference to the
+        // uninitialised element, and every field of the element is written exactly once (the
+        // pattern above lists all of `Request`'s), so it is initialised when `set_len` makes it
+        // part of the list. The request owns the claim from here (released when it completes,
+        // or when the batch discards it).
+        unsafe {
+            std::ptr::addr_of_mut!((*op).0).write(sqe);
+            let r = std::ptr::addr_of_mut!((*op).1);
+            std::ptr::addr_of_mut!((*r).completion).write(completion);
+            std::ptr::addr_of_mut!((*r).keep).write(keep);
+            std::ptr::addr_of_mut!((*r).data).write(data);
+            std::ptr::addr_of_mut!((*r).submit_ns).write(submit_ns);
+            std::ptr::addr_of_mut!((*r).internal).write(internal);
+            std::ptr::addr_of_mut!((*r).fixed).write(claim.commit());
+            self.ops.set_len(len + 1);
+        }
         self
     }
 
