@@ -130,6 +130,38 @@ impl<A> InlineFn<A> {
         }
     }
 
+    /// An `InlineFn` holding a closure that does nothing (its storage unwritten): where one
+    /// built in place starts, see [`InlineFn::emplace`].
+    #[inline(always)]
+    pub(crate) fn noop() -> Self {
+        Self::inline(Noop)
+    }
+
+    /// Puts `f` in the place of the no-op closure this holds, written straight into the storage
+    /// where it stays (a closure built as a value and moved is stored on the stack first, then
+    /// copied with loads wider than the stores that wrote it: a store-forwarding stall).
+    ///
+    /// # Safety
+    ///
+    /// `self` holds the closure of [`InlineFn::noop`] (nothing to drop: it is overwritten).
+    #[inline(always)]
+    pub(crate) unsafe fn emplace<F: CallOnce<A> + Send + 'static>(&mut self, f: F) {
+        if fits::<F>() {
+            // SAFETY: `F` fits the storage in size and alignment (checked; constant per `F`),
+            // and the storage holds only the no-op (zero-sized, nothing to drop: the caller
+            // guarantees it): writing moves `f` in, and the shim set next is the one made for
+            // `F`, restoring the type's invariant.
+            unsafe { self.storage.as_mut_ptr().cast::<F>().write(f) };
+            self.shim = shim::<A, F>;
+        } else {
+            // A box is one pointer: it always fits.
+            let b = Box::new(BoxedFn(f));
+            // SAFETY: as above, for the box.
+            unsafe { self.storage.as_mut_ptr().cast::<Box<BoxedFn<F>>>().write(b) };
+            self.shim = shim::<A, Box<BoxedFn<F>>>;
+        }
+    }
+
     /// Calls the closure (consuming it).
     #[inline]
     pub(crate) fn call(self, args: A) {
@@ -151,6 +183,14 @@ impl<A> Drop for InlineFn<A> {
 
 /// A closure too large for the inline storage, boxed (the box goes in the storage).
 struct BoxedFn<F>(F);
+
+/// A closure that does nothing, for any arguments: what [`InlineFn::noop`] holds.
+struct Noop;
+
+impl<A> CallOnce<A> for Noop {
+    #[inline(always)]
+    fn call_once(self, _args: A) {}
+}
 
 impl<A, F: CallOnce<A>> CallOnce<A> for Box<BoxedFn<F>> {
     #[inline]
@@ -362,6 +402,47 @@ mod tests {
         fn drop(&mut self) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn a_closure_emplaced_over_a_noop_is_called_or_dropped_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let token = Arc::new(());
+        // Small (inline) and large (boxed) closures, called and dropped uncalled.
+        for (big, call) in [(false, true), (false, false), (true, true), (true, false)] {
+            let mut f = PlainCallback::noop();
+            let (c, t) = (Arc::clone(&calls), Arc::clone(&token));
+            let pad = [7u64; 8];
+            // SAFETY: `f` was just made by `noop`.
+            unsafe {
+                if big {
+                    f.emplace(move |r: Result<usize>| {
+                        assert_eq!(r.ok(), Some(pad.len() - 5));
+                        c.fetch_add(1, Ordering::SeqCst);
+                        drop(t);
+                    })
+                } else {
+                    f.emplace(move |r: Result<usize>| {
+                        assert_eq!(r.ok(), Some(3));
+                        c.fetch_add(1, Ordering::SeqCst);
+                        drop(t);
+                    })
+                }
+            }
+            assert_eq!(Arc::strong_count(&token), 2);
+            if call {
+                f.call(3);
+            } else {
+                drop(f);
+            }
+            assert_eq!(Arc::strong_count(&token), 1, "captured once, released once");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // A no-op left as it is: calling and dropping it do nothing.
+        PlainCallback::noop().call(0);
+        drop(BufferCallback::noop());
     }
 
     #[test]

@@ -28,6 +28,18 @@ thread_local! {
     static SPARE: Cell<Vec<Op>> = const { Cell::new(Vec::new()) };
 }
 
+/// `Batch::add_plain`, `Batch::owned` and `Batch::push` write these fields one by one: a new `Request` field fails this pattern.
+const _ALL_FIELDS: fn(Request) = |r| {
+    let Request {
+        completion: _,
+        keep: _,
+        data: _,
+        submit_ns: _,
+        internal: _,
+        fixed: _,
+    } = r;
+};
+
 /// The largest operation list kept for reuse (larger ones are freed with their batch).
 const MAX_SPARE: usize = 1024;
 
@@ -97,7 +109,7 @@ impl<'e> Batch<'e> {
     }
 
     /// Makes room for one more operation. Called before the operation is built, so that no
-    /// call (the list's growth) sits between building it and [`Batch::add`] storing it: the
+    /// call (the list's growth) sits between building it and storing it: the
     /// SQE and request are then written once, where they stay, instead of being built on the
     /// stack and copied (a copy whose wide loads span the narrow stores that built them, which
     /// stalls store-to-load forwarding).
@@ -106,44 +118,6 @@ impl<'e> Batch<'e> {
         if self.ops.len() == self.ops.capacity() {
             self.ops.reserve(1);
         }
-    }
-
-    #[inline(always)]
-    fn add(&mut self, sqe: Sqe, req: Request, claim: Claim<'e>) -> &mut Self {
-        let len = self.ops.len();
-        assert!(len < self.ops.capacity(), "Batch::room precedes add");
-        // The exhaustive pattern makes a new `Request` field a compile error here, so every
-        // field is written below.
-        let Request {
-            completion,
-            keep,
-            data,
-            submit_ns,
-            internal,
-            fixed: _,
-        } = req;
-        let op: *mut Op = self.ops.spare_capacity_mut()[0].as_mut_ptr();
-        // Field by field, straight into the list's spare slot: the request's small fields are
-        // then single stores where they stay. Written as one struct they were built on the stack
-        // with narrow stores and copied with wide loads, which stalls store-to-load forwarding.
-        // SAFETY: `op` points at the first spare element (`len < capacity`, asserted), valid
-        // for writes; `addr_of_mut!` projects to each field without a reference to the
-        // uninitialised element, and every field of the element is written exactly once (the
-        // pattern above lists all of `Request`'s), so it is initialised when `set_len` makes it
-        // part of the list. The request owns the claim from here (released when it completes,
-        // or when the batch discards it).
-        unsafe {
-            std::ptr::addr_of_mut!((*op).0).write(sqe);
-            let r = std::ptr::addr_of_mut!((*op).1);
-            std::ptr::addr_of_mut!((*r).completion).write(completion);
-            std::ptr::addr_of_mut!((*r).keep).write(keep);
-            std::ptr::addr_of_mut!((*r).data).write(data);
-            std::ptr::addr_of_mut!((*r).submit_ns).write(submit_ns);
-            std::ptr::addr_of_mut!((*r).internal).write(internal);
-            std::ptr::addr_of_mut!((*r).fixed).write(claim.commit());
-            self.ops.set_len(len + 1);
-        }
-        self
     }
 
     /// Adds a read (see [`Engine::read`]).
@@ -163,7 +137,7 @@ impl<'e> Batch<'e> {
     ) -> Result<&mut Self> {
         self.room();
         let (sqe, claim) = self.engine.rw_sqe(false, fd, buf, len, offset)?;
-        Ok(self.add(sqe, Request::plain(callback, Keep::Nothing, true), claim))
+        Ok(self.add_plain(sqe, true, claim, callback))
     }
 
     /// Adds a write (see [`Engine::write`]).
@@ -182,7 +156,7 @@ impl<'e> Batch<'e> {
     ) -> Result<&mut Self> {
         self.room();
         let (sqe, claim) = self.engine.rw_sqe(true, fd, buf, len, offset)?;
-        Ok(self.add(sqe, Request::plain(callback, Keep::Nothing, true), claim))
+        Ok(self.add_plain(sqe, true, claim, callback))
     }
 
     /// Adds a safe read into an owned buffer (see [`Engine::read_owned`]); an invalid one comes
@@ -194,7 +168,7 @@ impl<'e> Batch<'e> {
         offset: u64,
         callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
     ) -> Result<&mut Self, Rejected> {
-        self.owned(false, fd, buf, offset, InlineFn::new(callback))
+        self.owned(false, fd, buf, offset, callback)
     }
 
     /// Adds a safe write from an owned buffer (see [`Engine::write_owned`]); an invalid one
@@ -206,7 +180,7 @@ impl<'e> Batch<'e> {
         offset: u64,
         callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
     ) -> Result<&mut Self, Rejected> {
-        self.owned(true, fd, buf, offset, InlineFn::new(callback))
+        self.owned(true, fd, buf, offset, callback)
     }
 
     fn owned(
@@ -215,7 +189,7 @@ impl<'e> Batch<'e> {
         fd: i32,
         mut buf: Buffer,
         offset: u64,
-        callback: crate::request::BufferCallback,
+        callback: impl FnOnce(Result<usize>, Buffer) + Send + 'static,
     ) -> Result<&mut Self, Rejected> {
         self.room();
         let checked = self
@@ -231,8 +205,17 @@ impl<'e> Batch<'e> {
         } else {
             op::read(target, buf.as_mut_ptr(), n, offset)
         };
-        let req = Request::new(Completion::WithBuffer(callback), Keep::Buffer(buf), true);
-        Ok(self.add(sqe, req, claim))
+        let op = self.next_slot();
+        // SAFETY: as in `add_plain`, with the owned-buffer completion.
+        unsafe {
+            std::ptr::addr_of_mut!((*op).0).write(sqe);
+            let c = std::ptr::addr_of_mut!((*op).1.completion);
+            c.write(Completion::WithBuffer(InlineFn::noop()));
+            if let Completion::WithBuffer(f) = &mut *c {
+                f.emplace(callback);
+            }
+            Ok(self.push(op, Keep::Buffer(buf), true, claim))
+        }
     }
 
     /// Adds a no-op (see [`Engine::nop`]).
@@ -243,11 +226,71 @@ impl<'e> Batch<'e> {
     ) -> Result<&mut Self> {
         self.room();
         let claim = Claim::new(&self.engine.inner.fixed);
-        Ok(self.add(
-            op::nop(),
-            Request::plain(callback, Keep::Nothing, false),
-            claim,
-        ))
+        Ok(self.add_plain(op::nop(), false, claim, callback))
+    }
+
+    /// The next element of the list, for [`Batch::push`]: room was made for it ([`Batch::room`]).
+    #[inline(always)]
+    fn next_slot(&mut self) -> *mut Op {
+        assert!(
+            self.ops.len() < self.ops.capacity(),
+            "Batch::room precedes storing an operation"
+        );
+        self.ops.spare_capacity_mut()[0].as_mut_ptr()
+    }
+
+    /// Completes the element `op` (from [`Batch::next_slot`]) whose SQE and completion are
+    /// written, and makes it part of the list.
+    ///
+    /// # Safety
+    ///
+    /// `op` is the element `next_slot` returned, with its SQE and its request's completion
+    /// written, and nothing else of the list changed since.
+    #[inline(always)]
+    unsafe fn push(&mut self, op: *mut Op, keep: Keep, data: bool, claim: Claim<'e>) -> &mut Self {
+        // SAFETY: `op` is the first spare element (the caller's contract), valid for writes;
+        // `addr_of_mut!` projects to each field without a reference to the uninitialised
+        // element. With the SQE and completion the caller wrote, every field is written once
+        // (`_ALL_FIELDS` breaks the build when `Request` gains one), so the element is
+        // initialised when `set_len` makes it part of the list. The request owns the claim from
+        // here (released when it completes, or when the batch discards it).
+        unsafe {
+            let r = std::ptr::addr_of_mut!((*op).1);
+            std::ptr::addr_of_mut!((*r).keep).write(keep);
+            std::ptr::addr_of_mut!((*r).data).write(data);
+            std::ptr::addr_of_mut!((*r).submit_ns).write(0);
+            std::ptr::addr_of_mut!((*r).internal).write(false);
+            std::ptr::addr_of_mut!((*r).fixed).write(claim.commit());
+            let len = self.ops.len();
+            self.ops.set_len(len + 1);
+        }
+        self
+    }
+
+    /// Stores an operation with a plain callback. Every field is written where it stays, the
+    /// callback into a no-op completion stored first: built as one value and moved, the request
+    /// was stored on the stack with narrow stores and copied with wider loads, which stalls
+    /// store-to-load forwarding.
+    #[inline(always)]
+    fn add_plain(
+        &mut self,
+        sqe: Sqe,
+        data: bool,
+        claim: Claim<'e>,
+        callback: impl FnOnce(Result<usize>) + Send + 'static,
+    ) -> &mut Self {
+        let op = self.next_slot();
+        // SAFETY: `op` is the next element, valid for writes; the completion, once written, is
+        // initialised and holds the no-op `emplace` requires; `push` writes the rest.
+        unsafe {
+            std::ptr::addr_of_mut!((*op).0).write(sqe);
+            let c = std::ptr::addr_of_mut!((*op).1.completion);
+            c.write(Completion::Plain(InlineFn::noop()));
+            if let Completion::Plain(f) = &mut *c {
+                f.emplace(callback);
+            }
+            self.push(op, Keep::Nothing, data, claim)
+        }
     }
 
     /// Adds an fsync (see [`Engine::fsync`]).
@@ -258,11 +301,7 @@ impl<'e> Batch<'e> {
     ) -> Result<&mut Self> {
         self.room();
         let (target, claim) = self.engine.target(fd)?;
-        Ok(self.add(
-            op::fsync(target),
-            Request::plain(callback, Keep::Nothing, false),
-            claim,
-        ))
+        Ok(self.add_plain(op::fsync(target), false, claim, callback))
     }
 
     /// Adds an fdatasync (see [`Engine::fdatasync`]).
@@ -273,11 +312,7 @@ impl<'e> Batch<'e> {
     ) -> Result<&mut Self> {
         self.room();
         let (target, claim) = self.engine.target(fd)?;
-        Ok(self.add(
-            op::fdatasync(target),
-            Request::plain(callback, Keep::Nothing, false),
-            claim,
-        ))
+        Ok(self.add_plain(op::fdatasync(target), false, claim, callback))
     }
 
     /// Submits the batch's operations, in order, to one ring. Returns how many were submitted
