@@ -209,6 +209,7 @@ impl<T> Slab<T> {
     ///
     /// The most recently freed slot is reused first; its generation differs from the token that
     /// last named it.
+    #[inline]
     pub fn insert(&mut self, value: T) -> Result<Token, T> {
         let index = self.free_head;
         if index != NIL {

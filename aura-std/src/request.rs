@@ -376,6 +376,10 @@ impl Finished {
             Completion::Silent => false,
             Completion::Plain(cb) => {
                 cb.call(self.res);
+                // Most plain requests keep nothing: skip the out-of-line drop call for them.
+                if matches!(keep, Keep::Nothing) {
+                    std::mem::forget(keep);
+                }
                 true
             }
             Completion::WithBuffer(cb) => match keep {
