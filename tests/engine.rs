@@ -1591,6 +1591,60 @@ fn poll_fd_wakes_epoll() {
     assert_eq!(&buf[..], b"hello");
 }
 
+#[test]
+fn poll_fd_fires_for_completions_posted_before_it_was_asked_for() {
+    let _g = shared();
+    // The eventfd is registered on the rings only when a thread sleeps for completions or asks
+    // for `poll_fd`: completions posted before that did not signal it, and must not be missed.
+    let engine = small_engine();
+    let got = Got::new();
+    engine.nop(got.cb()).unwrap();
+    engine.flush().unwrap(); // the NOP completes during the submission
+    let ep = epoll_on(&engine);
+    assert!(
+        epoll_ready(&ep, 0),
+        "a completion waiting from before poll_fd left the fd unreadable"
+    );
+    assert_eq!(engine.poll().unwrap(), 1);
+    assert_eq!(ok(got.take().pop().unwrap()), 0);
+    assert!(!epoll_ready(&ep, 0), "poll() consumed the wakeup");
+    // From now on completions signal it themselves.
+    engine.nop(got.cb()).unwrap();
+    engine.flush().unwrap();
+    assert!(epoll_ready(&ep, 1000), "a later completion did not fire it");
+    assert_eq!(engine.poll().unwrap(), 1);
+    assert_eq!(engine.pending_count(), 0);
+}
+
+#[test]
+fn a_wait_that_sleeps_first_registers_the_eventfd_and_wakes_on_data() {
+    let _g = shared();
+    // Nothing has asked for the eventfd: the first sleep in `wait` registers it, and a socket
+    // read completing later (data written by another thread) wakes that sleep.
+    let engine = small_engine();
+    let got = Got::new();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    let buf = engine.allocate_buffer(3).unwrap();
+    engine
+        .read_owned(a.as_raw_fd(), buf, 0, got.owned())
+        .unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        b.write_all(b"abc").unwrap();
+        b
+    });
+    let t = Instant::now();
+    assert_eq!(engine.wait(5_000).unwrap(), 1);
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "wait ran to its timeout"
+    );
+    let (r, buf) = got.take().pop().unwrap();
+    assert_eq!(ok(r), 3);
+    assert_eq!(&buf[..], b"abc");
+    drop(writer.join().unwrap());
+}
+
 // ---- 7. bad input ----
 
 #[test]

@@ -19,7 +19,12 @@
 //!
 //! By default rings are set up without `COOP_TASKRUN`: completions of I/O submitted by one thread
 //! and reaped by another are posted at once (the kernel interrupts the submitter to run them),
-//! and `wait` sleeps on an eventfd the rings signal. With [`crate::Options::single_thread`] the
+//! and `wait` sleeps on an eventfd the rings signal. The eventfd is registered on the rings the
+//! first time a thread sleeps for completions (or asks for [`Engine::poll_fd`]); until then no
+//! batch of completions pays for the kernel's signal. The sleeper registers before its last look
+//! at the rings, so a completion posted earlier is seen there and one posted later signals
+//! (`tests/loom_eventfd.rs` models it; it relies on the kernel's full barrier between posting a
+//! completion and looking for an eventfd, and a sleep lasts 10 ms at most in any case). With [`crate::Options::single_thread`] the
 //! rings use `COOP_TASKRUN | TASKRUN_FLAG`; every flush then enters the kernel with GETEVENTS
 //! whenever the ring flags pending task work, and `wait` sleeps inside `io_uring_enter` (which
 //! runs that work) instead of on the eventfd. Neither spins on the CQ tail alone.
@@ -152,6 +157,8 @@ pub(crate) struct Inner {
     /// Threads sleeping in `block` for completions: while there is one, submissions flush at
     /// once instead of waiting for a batch (see `ShardState::admit`).
     sleepers: AtomicUsize,
+    /// The eventfd is registered on every ring (see [`Inner::ensure_eventfd`]).
+    eventfd_on: AtomicBool,
     /// Whether any file is registered (skips the table lookup on every submission otherwise).
     has_files: AtomicBool,
     /// Registered files: fd → fixed index, for automatic fixed-file use.
@@ -330,6 +337,7 @@ impl Engine {
         };
         let pool = BufferPool::new(options.buffer_alignment)?;
         let eventfd = aura_core::sys::eventfd().map_err(errno)?;
+        let eager_eventfd = options.single_thread || options.sqpoll;
         let min = if options.min_in_flight == 0 {
             4.min(qd)
         } else {
@@ -352,7 +360,14 @@ impl Engine {
                 params = params.sqpoll(options.sqpoll_idle_ms);
             }
             let ring = Ring::new(sq_entries(&options, qd), &params)?;
-            ring.register_eventfd(eventfd.as_raw_fd(), false)?;
+            // The eventfd is registered when a thread first sleeps for completions or asks for
+            // `poll_fd` (`Inner::ensure_eventfd`): until then nobody watches it, and every batch
+            // of completions would pay the kernel's signal (~3 % of a NOP's round trip). A
+            // single-thread ring (its issuer is whoever uses it first) or an SQPOLL ring gets it
+            // now.
+            if eager_eventfd {
+                ring.register_eventfd(eventfd.as_raw_fd(), false)?;
+            }
             let (aimd, fixed) = if options.disable_adaptive {
                 let fixed = if options.initial_in_flight == 0 {
                     qd
@@ -370,7 +385,8 @@ impl Engine {
                 };
                 (Some(o), qd)
             };
-            let state = ShardState::new(ring, qd, aimd, fixed, options.batch_threshold, epoch)?;
+            let mut state = ShardState::new(ring, qd, aimd, fixed, options.batch_threshold, epoch)?;
+            state.eventfd_registered = eager_eventfd;
             let counters = ShardCounters {
                 fixed: fixed_in_flight.clone(),
                 ..ShardCounters::default()
@@ -394,6 +410,7 @@ impl Engine {
                 spills: AtomicU64::new(0),
                 waiter: Mutex::new(Vec::with_capacity(64)),
                 sleepers: AtomicUsize::new(0),
+                eventfd_on: AtomicBool::new(eager_eventfd),
                 has_files: AtomicBool::new(false),
                 files: std::sync::RwLock::new(Vec::new()),
                 buffers: std::sync::RwLock::new(Vec::new()),
@@ -1255,6 +1272,9 @@ impl Engine {
 
     /// Sleeps until a completion may be ready, at most `slice`.
     fn block(&self, slice: Duration) -> Result<()> {
+        // Before the sleep's look at the rings (`sleep`): a completion posted once the eventfd
+        // is registered signals it, one posted before is seen there.
+        self.inner.ensure_eventfd()?;
         // Announce the sleep, then submit what earlier submissions left in the rings: from now
         // on submissions flush themselves (see `ShardState::admit` for the pairing).
         self.inner.sleepers.fetch_add(1, Ordering::SeqCst);
@@ -1382,7 +1402,20 @@ impl Engine {
     /// or `flush`/`poll`/`wait` runs, and it cannot complete (so the fd cannot fire) before it is
     /// submitted. Call [`Engine::flush`] after submitting and before sleeping on this fd (or set
     /// [`crate::Options::batch_threshold`] to 1).
+    ///
+    /// The first call registers the eventfd on the rings (until then no completion signals it,
+    /// which saves every batch of completions the kernel's signal). Completions that were
+    /// already waiting then make it readable at once. Should the registration fail (the kernel
+    /// is out of memory), the fd is made readable, so the caller polls, and the next call
+    /// tries again.
     pub fn poll_fd(&self) -> RawFd {
+        match self.inner.ensure_eventfd() {
+            Ok(false) => {}
+            Ok(true) if self.pending_count() == 0 => {}
+            Ok(true) | Err(_) => {
+                let _ = aura_core::sys::eventfd_write(self.inner.eventfd.as_fd(), 1);
+            }
+        }
         self.inner.eventfd.as_raw_fd()
     }
 
@@ -1773,11 +1806,40 @@ impl Engine {
     }
 }
 
+impl Inner {
+    /// Registers the eventfd on every ring that does not have it yet. Returns whether it
+    /// registered any now.
+    ///
+    /// Called before a thread sleeps on the eventfd (`Engine::block`, the drain in `drop`) and
+    /// by `Engine::poll_fd`, so nothing watches it unregistered. The flag's Release store, after
+    /// the last ring's registration returned, pairs with the Acquire load of a later caller:
+    /// seeing it set, that caller skips the rings, whose registrations are then complete.
+    fn ensure_eventfd(&self) -> Result<bool> {
+        if self.eventfd_on.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let mut now = false;
+        for shard in self.shards.iter() {
+            let mut st = lock(&shard.state);
+            if !st.eventfd_registered {
+                st.ring.register_eventfd(self.eventfd.as_raw_fd(), false)?;
+                st.eventfd_registered = true;
+                now = true;
+            }
+        }
+        self.eventfd_on.store(true, Ordering::Release);
+        Ok(now)
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Nothing the kernel may still write is freed before its CQE: drain everything first
         // (callbacks run here), cancelling what has not finished after 10 s.
         self.shutting_down.store(true, Ordering::Release);
+        // The drain below sleeps on the eventfd between passes (at most 10 ms each, so a ring
+        // that cannot register it is only drained more slowly).
+        let _ = self.ensure_eventfd();
         let started = Instant::now();
         let mut cancelled = false;
         let mut panic = None;

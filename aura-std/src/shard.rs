@@ -218,6 +218,8 @@ pub(crate) struct ShardState {
     /// The ring was set up disabled (single-thread engines) and not yet enabled: the first
     /// thread that enters it enables it and becomes its issuer.
     disabled: bool,
+    /// The engine's eventfd is registered on this ring (see `Inner::ensure_eventfd`).
+    pub(crate) eventfd_registered: bool,
 }
 
 impl ShardState {
@@ -263,6 +265,7 @@ impl ShardState {
             disabled: ring
                 .setup_flags()
                 .contains(aura_core::SetupFlags::R_DISABLED),
+            eventfd_registered: false,
             ring,
         })
     }
