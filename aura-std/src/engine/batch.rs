@@ -23,9 +23,9 @@ use crate::request::{Completion, InlineFn, Keep, Request, RequestHandle};
 type Op = (Sqe, Request);
 
 thread_local! {
-    /// The operation list of this thread's last batch, kept (empty) for its capacity: a batch
-    /// per round then allocates nothing.
-    static SPARE: Cell<Vec<Op>> = const { Cell::new(Vec::new()) };
+    /// The operation and handle lists of this thread's last batch, kept (empty) for their
+    /// capacity: a batch per round then allocates nothing.
+    static SPARE: Cell<(Vec<Op>, Vec<RequestHandle>)> = const { Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// `Batch::add_plain`, `Batch::owned` and `Batch::push` write these fields one by one: a new `Request` field fails this pattern.
@@ -83,10 +83,11 @@ impl Engine {
     /// [`crate::Chain`] the operations are independent (no `IOSQE_IO_LINK`) and go through
     /// the ring's in-flight gate like any other.
     pub fn batch(&self) -> Batch<'_> {
+        let (ops, handles) = SPARE.with(Cell::take);
         Batch {
             engine: self,
-            ops: SPARE.with(Cell::take),
-            handles: Vec::new(),
+            ops,
+            handles,
         }
     }
 }
@@ -417,13 +418,15 @@ impl Drop for Batch<'_> {
             self.engine.inner.fixed.release(req.fixed);
         }
         let ops = std::mem::take(&mut self.ops);
-        if ops.capacity() <= MAX_SPARE {
+        let mut handles = std::mem::take(&mut self.handles);
+        handles.clear();
+        if ops.capacity() <= MAX_SPARE && handles.capacity() <= MAX_SPARE {
             SPARE.with(|s| {
                 let old = s.take();
-                s.set(if old.capacity() >= ops.capacity() {
+                s.set(if old.0.capacity() >= ops.capacity() {
                     old
                 } else {
-                    ops
+                    (ops, handles)
                 });
             });
         }
