@@ -209,7 +209,7 @@ impl<T> Slab<T> {
     ///
     /// The most recently freed slot is reused first; its generation differs from the token that
     /// last named it.
-    #[inline]
+    #[inline(always)]
     pub fn insert(&mut self, value: T) -> Result<Token, T> {
         let index = self.free_head;
         if index != NIL {
@@ -226,6 +226,13 @@ impl<T> Slab<T> {
             self.len += 1;
             return Ok(Token::new(index, generation));
         }
+        self.insert_fresh(value)
+    }
+
+    /// [`Slab::insert`] into a slot never used before (the free list is empty): each slot once.
+    #[cold]
+    #[inline(never)]
+    fn insert_fresh(&mut self, value: T) -> Result<Token, T> {
         if self.entries.len() < self.cap as usize {
             // Lossless: `entries.len() < cap <= MAX_CAPACITY`.
             let index = self.entries.len() as u32;
