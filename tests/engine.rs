@@ -475,6 +475,25 @@ fn a_batch_writes_then_reads_back() {
 }
 
 #[test]
+fn a_batch_larger_than_the_sq_is_submitted_in_sq_sized_parts() {
+    let _g = shared();
+    // Queue depth 256: 64 SQ entries, an in-flight limit of 256, 1024 slots. A batch of 300
+    // NOPs fills the SQ several times over (each time it is flushed and the push goes on), and
+    // the 44 over the limit wait behind the gate until completions make room.
+    let engine = Engine::with_options(Options::new().ring_count(1).queue_depth(256)).unwrap();
+    let got = Got::new();
+    let mut batch = engine.batch();
+    for _ in 0..300 {
+        batch.nop(got.cb()).unwrap();
+    }
+    assert_eq!(batch.submit().unwrap(), 300);
+    assert_eq!(batch.handles().len(), 300);
+    let all = settle_n(&engine, &got, 300);
+    assert!(all.into_iter().all(|r| ok(r) == 0));
+    assert_eq!(engine.pending_count(), 0);
+}
+
+#[test]
 fn a_batch_checks_each_op_as_it_is_added() {
     let _g = shared();
     let engine = small_engine();

@@ -359,6 +359,51 @@ impl ShardState {
         Ok(())
     }
 
+    /// Queues a request of a batch that the gate holds back (its slot holds `token`).
+    #[inline]
+    pub(crate) fn queue_admitted(&mut self, token: u64, sqe: &Sqe) {
+        self.queue.push_back((token, sqe.user_data(token)));
+    }
+
+    /// Pushes the SQEs of a batch's requests that the gate admitted directly (each slot holds
+    /// its `token`), in order, through one SQ view ([`ShardState::admit_unflushed`] opens one
+    /// per request). When the SQ is full even after a flush, the rest wait behind the gate, first
+    /// in line: they hold their slots already, and `admit_queued` pushes them as room comes.
+    pub(crate) fn push_direct<'a>(&mut self, items: impl Iterator<Item = (u64, &'a Sqe)>) {
+        let mut items = items.peekable();
+        loop {
+            let mut pushed = 0;
+            {
+                let mut sq = self.ring.sq();
+                while let Some(&(token, sqe)) = items.peek() {
+                    // SAFETY: as in `push`: the SQE's memory is owned by its request's slot or
+                    // promised by the caller of an unsafe batch operation until the completion.
+                    if unsafe { sq.push_with_user_data(sqe, token) }.is_err() {
+                        break;
+                    }
+                    items.next();
+                    pushed += 1;
+                }
+            }
+            self.in_flight += pushed;
+            self.unsubmitted += pushed;
+            self.peak_in_flight = self.peak_in_flight.max(self.in_flight);
+            if items.peek().is_none() {
+                break;
+            }
+            // The SQ is full: submit what it holds, and go on if that made room.
+            let _ = self.flush();
+            if self.ring.sq_unconsumed() >= self.ring.sq_entries() {
+                let rest: Vec<(u64, Sqe)> = items.map(|(t, s)| (t, s.user_data(t))).collect();
+                for entry in rest.into_iter().rev() {
+                    self.queue.push_front(entry);
+                }
+                break;
+            }
+        }
+        self.pending_peak = self.pending_peak.max(self.slab.len());
+    }
+
     /// Submits pushed SQEs when the batch threshold is reached or a thread sleeps waiting for
     /// completions (see [`ShardState::admit`] for the `SeqCst` pairing with the sleeper).
     #[inline]

@@ -349,15 +349,19 @@ impl<'e> Batch<'e> {
         // in the allocation, owned by this loop until moved out or back (below).
         unsafe { self.ops.set_len(0) };
         let mut done = 0;
+        // The first `direct` operations go to the ring (pushed after the loop, through one SQ
+        // view), the rest wait behind the gate: the gate's decision for each, in order, as
+        // `ShardState::admits_directly` would make it once the ones before were pushed.
+        let mut direct = 0;
         while done < total {
             // SAFETY: `done < total`, the list's old length: the element is initialised and not
             // yet moved out.
             let elem = unsafe { base.add(done) };
-            let direct = st.admits_directly();
+            let goes_now = st.queue.is_empty() && st.in_flight + direct < st.limit;
             // SAFETY: as above; the request is moved out of the element here, and either ends
             // in the slab or is written back into the same element before the loop stops.
             let req = unsafe { std::ptr::read(std::ptr::addr_of!((*elem).1)) };
-            let submit_ns = if direct { st.stamp(req.data) } else { 0 };
+            let submit_ns = if goes_now { st.stamp(req.data) } else { 0 };
             // Inserted as it is, the stamp set in the slot afterwards (see `submit_inner`).
             let token = match st.slab.insert(req) {
                 Ok(t) => t.user_data(),
@@ -373,19 +377,12 @@ impl<'e> Batch<'e> {
                     req.submit_ns = submit_ns;
                 }
             }
-            // SAFETY: the element's SQE is initialised and `Copy`; nothing writes the element
-            // while this reference lives.
-            let sqe = unsafe { &(*elem).0 };
-            if let Err(e) = st.admit_unflushed(token, sqe, direct) {
-                // The SQE never reached the ring: the slot, inserted under this lock hold, is
-                // taken back, and the operation stays in the batch.
-                let Ok(back) = st.slab.remove(token) else {
-                    unreachable!("a slot inserted under the shard lock is live")
-                };
-                // SAFETY: as for the failed insert: the request goes back into its element.
-                unsafe { std::ptr::write(std::ptr::addr_of_mut!((*elem).1), back) };
-                failed = Some(e);
-                break;
+            if goes_now {
+                direct += 1;
+            } else {
+                // SAFETY: the element's SQE is initialised and `Copy`; nothing writes the
+                // element while this reference lives.
+                st.queue_admitted(token, unsafe { &(*elem).0 });
             }
             self.handles.push(RequestHandle {
                 ring: ring as u32,
@@ -393,6 +390,12 @@ impl<'e> Batch<'e> {
             });
             done += 1;
         }
+        let handles = &self.handles;
+        // SAFETY: elements `0..direct` (< `done`) still hold their SQEs (only the requests were
+        // moved out), and nothing writes them while `push_direct` reads them.
+        st.push_direct(
+            (0..direct as usize).map(|i| (handles[i].user_data, unsafe { &(*base.add(i)).0 })),
+        );
         let n = self.handles.len();
         shard.counters.add_pending(&mut st, n as u32);
         st.flush_if_due(&inner.sleepers);
