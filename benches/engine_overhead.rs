@@ -292,6 +292,14 @@ thread_local! {
     static RAN: Cell<u64> = const { Cell::new(0) };
 }
 
+/// The callback of the 4 KiB read into `slot`'s buffer: notes the slot for resubmission.
+fn read_done(slot: u32) -> impl FnOnce(aura_std::Result<usize>) + Send + 'static {
+    move |r| {
+        assert_eq!(r.ok(), Some(PAGE as usize), "engine read");
+        DONE.with(|d| d.borrow_mut().push(slot));
+    }
+}
+
 /// The Engine's closed loop of 4 KiB reads.
 struct EngineReads {
     engine: Engine,
@@ -336,10 +344,7 @@ impl EngineReads {
                 buf,
                 PAGE as usize,
                 self.rng.page_offset(),
-                move |r| {
-                    assert_eq!(r.ok(), Some(PAGE as usize), "engine read");
-                    DONE.with(|d| d.borrow_mut().push(slot));
-                },
+                read_done(slot),
             )
         }
         .expect("engine read");
@@ -357,10 +362,7 @@ impl EngineReads {
                     buf,
                     PAGE as usize,
                     self.rng.page_offset(),
-                    move |r| {
-                        assert_eq!(r.ok(), Some(PAGE as usize), "engine read");
-                        DONE.with(|d| d.borrow_mut().push(slot));
-                    },
+                    read_done(slot),
                 )
             }
             .expect("engine read");

@@ -33,36 +33,13 @@
 #![cfg(loom)]
 
 use loom::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
-use loom::sync::{Arc, Condvar, Mutex};
+use loom::sync::{Arc, Mutex};
 use loom::thread;
+
+use aura_tests::loom_event::Event;
 
 /// Completions the kernel posts.
 const CQES: u32 = 2;
-
-/// A counter with a blocking wait: the eventfd.
-#[derive(Default)]
-struct Event {
-    count: Mutex<u64>,
-    cond: Condvar,
-}
-
-impl Event {
-    fn signal(&self) {
-        *self.count.lock().unwrap() += 1;
-        self.cond.notify_all();
-    }
-
-    fn clear(&self) {
-        *self.count.lock().unwrap() = 0;
-    }
-
-    fn wait(&self) {
-        let mut c = self.count.lock().unwrap();
-        while *c == 0 {
-            c = self.cond.wait(c).unwrap();
-        }
-    }
-}
 
 /// The ring as far as this protocol goes.
 struct Ring {
@@ -127,7 +104,7 @@ impl Engine {
                 return;
             }
         }
-        self.eventfd.wait();
+        self.eventfd.wait(false);
     }
 }
 

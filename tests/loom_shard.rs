@@ -51,8 +51,10 @@
 use aura_core::slab::Slab;
 use aura_core::{op, Ring, SimConfig, SimKernel};
 use loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use loom::sync::{Arc, Condvar, Mutex};
+use loom::sync::{Arc, Mutex};
 use loom::thread;
+
+use aura_tests::loom_event::Event;
 
 /// Requests the submitter thread submits.
 const FROM_SUBMITTER: usize = 2;
@@ -71,38 +73,6 @@ struct Request {
 struct ShardState {
     ring: Ring,
     slab: Slab<Request>,
-}
-
-/// A counter with a blocking wait: stands in for an eventfd (the Engine's completion eventfd) and
-/// for the SQ doorbell (`io_uring_enter`).
-#[derive(Default)]
-struct Event {
-    count: Mutex<u64>,
-    cond: Condvar,
-}
-
-impl Event {
-    /// `eventfd_write(1)`.
-    fn signal(&self) {
-        *self.count.lock().unwrap() += 1;
-        self.cond.notify_all();
-    }
-
-    /// A non-blocking `eventfd_read`: resets the count.
-    fn clear(&self) {
-        *self.count.lock().unwrap() = 0;
-    }
-
-    /// Blocks while the count is 0 (`poll` for readability), then resets it when `take`.
-    fn wait(&self, take: bool) {
-        let mut n = self.count.lock().unwrap();
-        while *n == 0 {
-            n = self.cond.wait(n).unwrap();
-        }
-        if take {
-            *n = 0;
-        }
-    }
 }
 
 /// One shard: the state behind its mutex, the pending counter, and the two wakeups.

@@ -857,6 +857,24 @@ impl Engine {
         self.owned(true, fd, buf, offset, InlineFn::new(callback), true)
     }
 
+    /// The SQE of an owned-buffer read or write of all of `buf` at `offset`, with its claim.
+    fn owned_sqe(
+        &self,
+        write: bool,
+        fd: RawFd,
+        buf: &mut Buffer,
+        offset: u64,
+    ) -> Result<(Sqe, Claim<'_>)> {
+        let (target, claim) = self.target(fd)?;
+        let n = Self::check_len(buf.len())?;
+        let sqe = if write {
+            op::write(target, buf.as_ptr(), n, offset)
+        } else {
+            op::read(target, buf.as_mut_ptr(), n, offset)
+        };
+        Ok((sqe, claim))
+    }
+
     fn owned(
         &self,
         write: bool,
@@ -866,17 +884,9 @@ impl Engine {
         callback: BufferCallback,
         nonblocking: bool,
     ) -> Result<RequestHandle, Rejected> {
-        let checked = self
-            .target(fd)
-            .and_then(|(t, claim)| Ok((t, claim, Self::check_len(buf.len())?)));
-        let (target, claim, n) = match checked {
+        let (sqe, claim) = match self.owned_sqe(write, fd, &mut buf, offset) {
             Ok(v) => v,
             Err(error) => return Err(Rejected { error, buffer: buf }),
-        };
-        let sqe = if write {
-            op::write(target, buf.as_ptr(), n, offset)
-        } else {
-            op::read(target, buf.as_mut_ptr(), n, offset)
         };
         let req = Request::new(Completion::WithBuffer(callback), Keep::Buffer(buf), true);
         self.submit_inner(sqe, req, claim, nonblocking)

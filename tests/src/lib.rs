@@ -9,6 +9,9 @@
 //! when the environment variable `AURA_SKIP_LOG` names a file, appends the same line there. The CI
 //! test step sets it and prints the count of skips after the run.
 
+#[cfg(loom)]
+pub mod loom_event;
+
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
