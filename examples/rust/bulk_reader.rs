@@ -1,5 +1,6 @@
 //! Reads every regular file of a directory (or one given file) in 64 KiB chunks, keeping 32 reads
-//! in flight through owned buffers, and prints the bytes read and the rate.
+//! in flight through owned buffers, and prints the bytes read and the rate. After each `wait`,
+//! the reads that refill the free places go to the engine together, as one `Engine::batch`.
 //! Run: `cargo run --release -p aura-std --example bulk_reader -- /usr/lib`
 
 use aura_std as aura;
@@ -38,7 +39,8 @@ fn main() -> Result<()> {
     let (mut in_flight, mut bytes, mut errors) = (0, 0u64, 0);
     let started = Instant::now();
     while !jobs.is_empty() || in_flight > 0 {
-        while in_flight < IN_FLIGHT {
+        let mut batch = engine.batch();
+        while in_flight + batch.len() < IN_FLIGHT {
             let Some((fd, offset)) = jobs.pop_front() else {
                 break;
             };
@@ -46,10 +48,20 @@ fn main() -> Result<()> {
                 .pop()
                 .map_or_else(|| engine.allocate_buffer(CHUNK), Ok)?;
             let done = done.clone();
-            engine.read_owned(fd, buf, offset, move |r, b| {
+            batch.read_owned(fd, buf, offset, move |r, b| {
                 done.lock().unwrap().push((r, b))
             })?;
-            in_flight += 1;
+        }
+        // One ring lock for the whole refill. Were the ring out of request slots, the rest would
+        // stay in the batch until completions free some.
+        while !batch.is_empty() {
+            match batch.submit() {
+                Ok(n) => in_flight += n,
+                Err(aura::Error::WouldBlock) => {
+                    engine.wait(-1)?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         engine.wait(-1)?;
         for (result, buf) in done.lock().unwrap().drain(..) {
