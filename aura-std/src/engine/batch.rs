@@ -110,7 +110,7 @@ impl<'e> Batch<'e> {
     }
 
     /// The handles of the requests the last [`Batch::submit`] sent, in order (for
-    /// [`Engine::cancel`]).
+    /// [`Engine::cancel`]). Batched submissions are not seen by [`crate::record_handle`].
     pub fn handles(&self) -> &[RequestHandle] {
         &self.handles
     }
