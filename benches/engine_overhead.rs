@@ -24,16 +24,19 @@
 //!
 //!   One iteration is one round (`Throughput::Elements(32)`).
 //!
-//! `engine` is the configuration the goals are set for. Each case also runs three Engine variants,
-//! to tell the costs apart: `engine-fixed` (adaptive tuning off: in-flight limit = queue depth,
+//! `engine` is the configuration the goals are set for, with one call per operation;
+//! `engine-batch` is the same Engine with each round's operations (for the 4 KiB case, the reads
+//! resubmitted after each `wait`) handed to one `Engine::batch`. Each case also runs three more
+//! Engine variants, to tell the costs apart: `engine-fixed` (adaptive tuning off: in-flight limit = queue depth,
 //! batch threshold `MIN_BATCH`), `engine-batch0` (adaptive, but `batch_threshold(0)`: SQEs are
 //! flushed only by `wait`/`poll`), and `engine-tuned` (queue depth 64, adaptive off, in-flight
 //! limit 32, `batch_threshold(0)`: the Engine set up for this loop). The ring's stats (phase,
 //! in-flight limit, batch threshold) are printed on stderr after each Engine bench.
 //!
-//! After criterion's cases, a paired run of the default `engine` against the bare loop prints
-//! Engine/bare per case on stderr (`engine_overhead: paired read4k_qd32 engine/bare = …`): blocks
-//! of each side alternate and the ratio is the median over the pairs (see [`paired`]).
+//! After criterion's cases, a paired run of `engine` and of `engine-batch` against the bare loop
+//! prints Engine/bare per case on stderr (`engine_overhead: paired read4k_qd32 engine/bare = …`):
+//! blocks of each side alternate and the ratio is the median over the pairs (see [`paired`]).
+//! `ENGINE_OVERHEAD_CASES` and `ENGINE_OVERHEAD_SIDES` pick what runs.
 //!
 //! Results: `benches/RESULTS.md`, section "engine_overhead".
 
