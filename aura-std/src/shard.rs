@@ -338,37 +338,27 @@ impl ShardState {
         direct: bool,
         sleepers: &AtomicUsize,
     ) -> Result<()> {
-        self.admit_unflushed(token, sqe, direct)?;
-        if direct {
-            self.flush_if_due(sleepers);
-        }
-        Ok(())
-    }
-
-    /// [`ShardState::admit`] without its flush: one request of a batch, which checks
-    /// [`ShardState::flush_if_due`] once after the last.
-    #[inline(always)]
-    pub(crate) fn admit_unflushed(&mut self, token: u64, sqe: &Sqe, direct: bool) -> Result<()> {
         debug_assert_eq!(direct, self.admits_directly());
         if direct {
             self.push(sqe, token)?;
+            self.flush_if_due(sleepers);
         } else {
-            self.queue.push_back((token, sqe.user_data(token)));
+            self.queue_admitted(token, sqe);
         }
         self.pending_peak = self.pending_peak.max(self.slab.len());
         Ok(())
     }
 
-    /// Queues a request of a batch that the gate holds back (its slot holds `token`).
+    /// Queues a request that the gate holds back (its slot holds `token`).
     #[inline]
     pub(crate) fn queue_admitted(&mut self, token: u64, sqe: &Sqe) {
         self.queue.push_back((token, sqe.user_data(token)));
     }
 
     /// Pushes the SQEs of a batch's requests that the gate admitted directly (each slot holds
-    /// its `token`), in order, through one SQ view ([`ShardState::admit_unflushed`] opens one
-    /// per request). When the SQ is full even after a flush, the rest wait behind the gate, first
-    /// in line: they hold their slots already, and `admit_queued` pushes them as room comes.
+    /// its `token`), in order, through one SQ view (`admit` opens one per request). When the SQ
+    /// is full even after a flush, the rest wait behind the gate, first in line: they hold their
+    /// slots already, and `admit_queued` pushes them as room comes.
     pub(crate) fn push_direct<'a>(&mut self, items: impl Iterator<Item = (u64, &'a Sqe)>) {
         let mut items = items.peekable();
         loop {
@@ -406,6 +396,7 @@ impl ShardState {
 
     /// Submits pushed SQEs when the batch threshold is reached or a thread sleeps waiting for
     /// completions (see [`ShardState::admit`] for the `SeqCst` pairing with the sleeper).
+    /// [`ShardState::admit`] checks after each request, a batch once after its last.
     #[inline]
     pub(crate) fn flush_if_due(&mut self, sleepers: &AtomicUsize) {
         if (self.batch > 0 && self.unsubmitted >= self.batch) || sleepers.load(Ordering::SeqCst) > 0

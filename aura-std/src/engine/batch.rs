@@ -352,7 +352,6 @@ impl<'e> Batch<'e> {
         let mut st = lock(&shard.state);
         let total = self.ops.len();
         self.handles.reserve(total);
-        let mut failed = None;
         // The operations are moved out of the list in place, one at a time: the request straight
         // from its element into the slab, the SQE read where it is (a copy of the whole element
         // first would be reloaded at other offsets, stalling store-to-load forwarding). The list
@@ -381,7 +380,6 @@ impl<'e> Batch<'e> {
                 Err(back) => {
                     // SAFETY: the element's request was moved out above: this moves it back.
                     unsafe { std::ptr::write(std::ptr::addr_of_mut!((*elem).1), back) };
-                    failed = Some(Error::WouldBlock);
                     break;
                 }
             };
@@ -409,8 +407,7 @@ impl<'e> Batch<'e> {
         st.push_direct(
             (0..direct as usize).map(|i| (handles[i].user_data, unsafe { &(*base.add(i)).0 })),
         );
-        let n = self.handles.len();
-        shard.counters.add_pending(&mut st, n as u32);
+        shard.counters.add_pending(&mut st, done as u32);
         st.flush_if_due(&inner.sleepers);
         drop(st);
         // SAFETY: elements `done..total` are initialised (never moved out, or moved back); they
@@ -419,9 +416,11 @@ impl<'e> Batch<'e> {
             std::ptr::copy(base.add(done), base, total - done);
             self.ops.set_len(total - done);
         }
-        match failed {
-            Some(e) if n == 0 => Err(e),
-            _ => Ok(n),
+        // The loop stops early only when the ring has no free slot.
+        if done == 0 {
+            Err(Error::WouldBlock)
+        } else {
+            Ok(done)
         }
     }
 }
