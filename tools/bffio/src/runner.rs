@@ -619,8 +619,27 @@ struct SlotMeta {
     file: usize,
     offset: u64,
     len: u32,
+    /// When the worker began to issue it (fio's slat starts here, as does the total lat).
     issue_ns: u64,
+    /// When the Engine accepted it.
     submit_ns: u64,
+    /// When the flush that sent it to the kernel returned (0 until then): fio's io_uring engine
+    /// starts clat after the `io_uring_enter` that submitted the request, so clat is the
+    /// device's time and slat the submission's.
+    sent_ns: u64,
+}
+
+impl SlotMeta {
+    /// Where the completion latency starts: when the flush that sent the request returned, or
+    /// (a request that completed during that flush, e.g. a page-cache read the kernel served
+    /// inline) when the Engine accepted it.
+    fn clat_start(&self, done_ns: u64) -> u64 {
+        if self.sent_ns != 0 && self.sent_ns <= done_ns {
+            self.sent_ns
+        } else {
+            self.submit_ns
+        }
+    }
 }
 
 /// Per-worker inputs prepared by the group.
@@ -648,6 +667,8 @@ struct Worker<'a> {
     slots: Vec<SlotMeta>,
     free: Vec<u32>,
     inflight: u32,
+    /// Slots accepted by the Engine since the last flush (their clat starts when it returns).
+    unsent: Vec<u32>,
     /// Submitted-I/O cap in force (follows the Engine's limit in auto mode).
     cap: u32,
     /// The job's cap (slots allocated).
@@ -739,11 +760,10 @@ impl Worker<'_> {
                 let meta = &mut self.slots[s];
                 meta.issue_ns = issue;
                 meta.submit_ns = now;
+                meta.sent_ns = 0;
                 self.inflight += 1;
+                self.unsent.push(slot);
                 if self.measuring {
-                    if let (Kind::Data, Some(io)) = (meta.kind, io) {
-                        self.res.dirs[io.dir].slat.record(now.saturating_sub(issue));
-                    }
                     self.res.depth_levels[depth_level(self.inflight)] += 1;
                 }
                 self.last_ns = now;
@@ -758,9 +778,10 @@ impl Worker<'_> {
     }
 
     /// The cap that follows the Engine. While a ring's controller is engaged: this worker's
-    /// share of the in-flight limits plus a margin (an eighth, at least 2), so the gate always
-    /// holds the next request when the controller raises the limit, but requests do not pile up
-    /// behind it (their wait there would be latency the device never caused). While a ring is
+    /// share of the in-flight limits, and no more: a request held behind the gate would wait
+    /// there for a completion, and that wait would count in its clat although the device never
+    /// saw it (fio at the same depth has none). A raised limit is followed at the next wake-up,
+    /// well within the controller's 10 ms tick. While a ring is
     /// in PASSTHROUGH (the limit says nothing yet): enough demand for the closed-loop rule to
     /// engage the controller ([`CLOSED_LOOP_MIN_PENDING`] plus 8), or twice the highest limit
     /// seen, so a controller that went back to PASSTHROUGH re-engages when the load returns.
@@ -781,9 +802,29 @@ impl Worker<'_> {
         let want = if passthrough {
             (u64::from(CLOSED_LOOP_MIN_PENDING) + 8).max(2 * self.highest_share)
         } else {
-            share + (share / 8).max(2)
+            share
         };
         want.min(u64::from(self.max_cap)) as u32
+    }
+
+    /// Sends what the Engine holds to the kernel and starts the sent requests' clat (as fio's
+    /// io_uring engine does after its `io_uring_enter`); their slat ends there.
+    fn flush(&mut self) -> bool {
+        if let Err(e) = self.engine.flush() {
+            self.fail(e.errno(), format!("flush: {e}"));
+            return false;
+        }
+        let now = self.shared.now_ns();
+        for s in self.unsent.drain(..) {
+            let meta = &mut self.slots[s as usize];
+            meta.sent_ns = now;
+            if self.measuring && meta.kind == Kind::Data {
+                self.res.dirs[meta.dir]
+                    .slat
+                    .record(now.saturating_sub(meta.issue_ns));
+            }
+        }
+        true
     }
 
     fn fail(&mut self, errno: i32, text: String) {
@@ -828,7 +869,9 @@ impl Worker<'_> {
             }
             if meta.kind == Kind::Fsync {
                 if self.measuring {
-                    self.res.sync.record(done.saturating_sub(meta.submit_ns));
+                    self.res
+                        .sync
+                        .record(done.saturating_sub(meta.clat_start(done)));
                 }
                 continue;
             }
@@ -839,7 +882,7 @@ impl Worker<'_> {
                 if (res as u32) < meta.len {
                     d.short += 1;
                 }
-                d.clat.record(done.saturating_sub(meta.submit_ns));
+                d.clat.record(done.saturating_sub(meta.clat_start(done)));
                 d.lat.record(done.saturating_sub(meta.issue_ns));
             }
             if meta.dir == 0 && self.verify_reads {
@@ -869,6 +912,9 @@ impl Worker<'_> {
 
     /// Blocks until a completion of ours may be ready.
     fn block(&mut self) -> bool {
+        if !self.unsent.is_empty() && !self.flush() {
+            return false;
+        }
         if !self.coord.multi {
             return self.wait_engine();
         }
@@ -1024,8 +1070,7 @@ impl Worker<'_> {
             }
             if more {
                 // Send this group's replacements now, then take the next group.
-                if let Err(e) = self.engine.flush() {
-                    self.fail(e.errno(), format!("flush: {e}"));
+                if !self.flush() {
                     break;
                 }
                 continue;
@@ -1088,11 +1133,13 @@ fn run_worker(
                 len: 0,
                 issue_ns: 0,
                 submit_ns: 0,
+                sent_ns: 0,
             };
             cap as usize
         ],
         free: (0..cap).rev().collect(),
         inflight: 0,
+        unsent: Vec::with_capacity(cap as usize),
         cap,
         max_cap: cap,
         follow_limit: job.depth == Depth::Auto,
