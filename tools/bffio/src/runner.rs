@@ -1650,6 +1650,27 @@ fn summarize_aura(
 mod tests {
     use super::*;
 
+    #[test]
+    fn clat_starts_after_the_flush_that_sent_the_request() {
+        let mut m = SlotMeta {
+            kind: Kind::Data,
+            dir: 0,
+            file: 0,
+            offset: 0,
+            len: 4096,
+            issue_ns: 100,
+            submit_ns: 120,
+            sent_ns: 0,
+        };
+        // Not flushed yet (completed inside the Engine's own submission): from acceptance.
+        assert_eq!(m.clat_start(500), 120);
+        m.sent_ns = 150;
+        assert_eq!(m.clat_start(500), 150);
+        // Completed during the flush (before its return was stamped): from acceptance, never
+        // a negative or zero clat from the later stamp.
+        assert_eq!(m.clat_start(140), 120);
+    }
+
     fn job(text: &str) -> Job {
         let s =
             crate::jobfile::parse_bytes(text.as_bytes(), "t", &crate::jobfile::IncludePolicy::Deny)
