@@ -28,8 +28,8 @@
 //! - **PROBING** without a target: the knee search of rule 7 (each depth measured over a window
 //!   of several ticks, a geometric climb while throughput gains, a confirming step, then the
 //!   smallest measured depth with [`KNEE_SHARE_PERCENT`] % of the best), then SETTLING at the
-//!   depth found. Latency does not stop it: a step is judged by what it completes. It climbs
-//!   at most 1/[`PROBE_STEP_DIV`] of the limit (or +1) per tick, as every PROBING tick does.
+//!   depth found. Latency does not stop it: a step is judged by what it completes. It goes to
+//!   each depth it measures at once, at most doubling the limit in a tick.
 //! - **PROBING** with a max-P99 target: increase every tick by +[`AIMD_INCREASE`] or
 //!   1/[`PROBE_STEP_DIV`] of the limit, whichever is more (rule 5). Each step's efficiency ratio
 //!   ER = Δthroughput / Δlimit is compared with [`ER_EPSILON_PERCENT`]% of the throughput: a
@@ -131,10 +131,10 @@
 //!      such a rough window can guide the climb but not set the best nor be the knee;
 //!    - the climb (from BASELINE's window at the start depth) doubles the depth while a step
 //!      gains ≥ [`KNEE_DOUBLE_PERCENT`] %, adds half of it while it gains ≥
-//!      [`KNEE_GAIN_PERCENT`] % over the best window so far, reaching each new depth in steps of
-//!      1/[`PROBE_STEP_DIV`] per tick; a step that did not pay is confirmed by one more of the
-//!      same size (on a soft knee two steps gain twice as much, clear of noise; on a flat
-//!      plateau noise rarely shows twice a gain it does not have);
+//!      [`KNEE_GAIN_PERCENT`] % over the best window so far, going to each new depth at once
+//!      (a closed-loop client fills it within microseconds); a step that did not pay is
+//!      confirmed by one more of the same size (on a soft knee two steps gain twice as much,
+//!      clear of noise; on a flat plateau noise rarely shows twice a gain it does not have);
 //!    - it then settles on the shallowest measured depth with [`KNEE_SHARE_PERCENT`] % of the
 //!      best window (its mean less two standard errors within [`KNEE_NOISE_CAP_PERCENT`] %, for
 //!      the slow swings a window's spread does not show); when the depth below it had under
@@ -142,13 +142,23 @@
 //!      reaches the share, and from there verified × [`TRIM_NUM`]/[`TRIM_DEN`] cuts ("trims",
 //!      rule 8's check) go down while they clearly cost nothing; the guard and the floor restart
 //!      at the depth settled on;
+//!    - a search from a cold start or after the device got faster first ends in paired
+//!      comparisons, "duels" (a trim, when due, follows the depth they keep): the shallowest
+//!      measured depth with [`DUEL_FROM_PERCENT`] % of the best window and twice that depth
+//!      alternate for [`DUEL_LEGS`] legs of [`DUEL_LEG_TICKS`] measured ticks, and the
+//!      shallower one is kept when it completed [`DUEL_KEEP_PERMILLE`] ‰ of the deeper one's
+//!      throughput (doubling the depth buys under 1.5 %); else the next shallowest measured
+//!      depth duels (at most [`DUEL_MAX`]), and else the last duel's deeper depth stands.
+//!      Windows measured at different moments differ by the disk's slow swings as much as by
+//!      depth (on the virtio disk the search settled anywhere from 72 to 256 from run to run);
+//!      legs that alternate every 40 ms see the same swings;
 //!    - re-probes (rule 4) move the depth only on a clear gain, and a device too slow for
 //!      [`KNEE_MIN_COMPLETIONS`] in the longest window (a disk at a few hundred IOPS) keeps the
 //!      depth the search started from.
 //!
 //!    Simulated (`tests/aimd_sim.rs`, the [`crate::sim::device::virtio`] model with its noise):
-//!    the search settles at depth 96–256 with 96.7–99.9 % of the device's best in 0.6–1 s, where
-//!    rules 1–6 alone held depth 17 and 76 %. Sharp knees settle on the knee (NVMe 64, SATA
+//!    the search settles at depth 128–144 (seeds 1–12) in 0.9–2.8 s, where rules 1–6 alone held
+//!    depth 17 and 76 %, and the search without duels at 96–256 with 96.7–99.9 % of the best. Sharp knees settle on the knee (NVMe 64, SATA
 //!    32, network 16) within 0.6 s.
 //! 8. **Without a target, a cut must not cost throughput.** Latency that rises at a fixed depth
 //!    is a device that got slower (a neighbour, a phase) — or a burst of stalls, or a neighbour
@@ -346,6 +356,28 @@ pub const TRIM_BELOW_PERCENT: u64 = 90;
 /// show (a disk's slow swings move a whole window): a depth qualifies when its lower bound is
 /// within it.
 pub const KNEE_NOISE_CAP_PERCENT: u64 = 2;
+/// aura: without a target, the knee search ends with paired comparisons ("duels") of a measured
+/// depth whose window had at least this % of the best window's throughput against twice that
+/// depth: windows measured at different moments differ by the disk's slow swings (2–7 % per
+/// 100 ms on a virtio disk) as much as by depth, so the two depths are measured in alternating
+/// legs, where the swings fall on both alike.
+pub const DUEL_FROM_PERCENT: u64 = 94;
+/// aura: a duel keeps the shallower depth when, over its legs, it completed at least this ‰ of
+/// twice its depth's throughput (the knee: doubling the depth, and by Little's law the latency,
+/// would buy under 1.5 %); otherwise the next shallowest candidate duels, and after the last the
+/// deeper depth of that duel stands.
+pub const DUEL_KEEP_PERMILLE: u64 = 985;
+/// aura: the legs of a duel, alternating shallower and deeper (the shallower first; an even
+/// number, so it ends at the deeper depth, where the search may settle). With the virtio
+/// model's noise 10 legs let depth 96 win against 192 (97.7 %) in 1 of 6 seeds; 16 in none
+/// of 12.
+pub const DUEL_LEGS: u32 = 16;
+const _: () = assert!(DUEL_LEGS % 2 == 0);
+/// aura: the measured ticks of one duel leg, after one tick that is not measured (the device
+/// filling or draining to the leg's depth).
+pub const DUEL_LEG_TICKS: u32 = 3;
+/// aura: at most this many duels end one knee search.
+pub const DUEL_MAX: u32 = 3;
 /// aura: without a target a cut is kept only if the throughput after it is clearly (two
 /// standard errors) at least this % of the throughput measured at the depth before it (under
 /// the same conditions, just before the cut): a cut that costs throughput was Little's-law
@@ -673,6 +705,24 @@ fn percent_of(x: u64, percent: u64) -> u64 {
     u64::try_from(u128::from(x) * u128::from(percent) / 100).unwrap_or(u64::MAX)
 }
 
+/// Without a target: a paired comparison of two depths (a duel) that ends a knee search.
+#[derive(Copy, Clone, Debug, Default)]
+struct Duel {
+    /// The shallower depth on trial and the deeper one it is compared with.
+    low: u32,
+    high: u32,
+    /// Legs finished; even legs are at `low`, odd ones at `high`.
+    leg: u32,
+    /// Ticks of the current leg: the first is skipped, the next [`DUEL_LEG_TICKS`] measured.
+    tick: u32,
+    /// Bytes and ns measured at `low` (index 0) and at `high` (1).
+    bytes: [u64; 2],
+    ns: [u64; 2],
+    completions: [u64; 2],
+    /// Duels this search has run, this one included.
+    count: u32,
+}
+
 /// Without a target: where a ×4/5 cut stands.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum Cut {
@@ -777,9 +827,10 @@ pub struct Aimd {
     knee_confirming: bool,
     knee_points: [(u32, u64, u128); KNEE_POINTS],
     knee_len: usize,
-    /// A climb in progress: steps of 1/[`PROBE_STEP_DIV`] per tick up to this depth (the most a
-    /// PROBING tick may step) before the next window is measured.
+    /// The depth the knee search measures next (reached at the next step, see `ramp_step`).
     knee_ramp_to: u32,
+    /// The duel under way at the end of a knee search, if any (`high` 0: none).
+    duel: Duel,
     /// Without a target: where a cut stands, and the depth an undone cut returns to.
     cut: Cut,
     undo_to: u32,
@@ -889,6 +940,7 @@ impl Aimd {
             knee_points: [(0, 0, 0); KNEE_POINTS],
             knee_len: 0,
             knee_ramp_to: 0,
+            duel: Duel::default(),
             cut: Cut::Idle,
             undo_to: 0,
             search_now: false,
@@ -1414,6 +1466,7 @@ impl Aimd {
         self.knee_step = 0;
         self.knee_confirming = false;
         self.knee_ramp_to = 0;
+        self.duel = Duel::default();
         self.cut = Cut::Idle;
         self.trim = false;
         self.knee_window.restart(0);
@@ -1449,6 +1502,10 @@ impl Aimd {
     /// large), confirms a step that did not pay with one more, then settles on the smallest
     /// depth estimated to give [`KNEE_SHARE_PERCENT`] of the best.
     fn knee_tick(&mut self, s: &Sample) {
+        if self.duel.high != 0 {
+            self.duel_tick(s);
+            return;
+        }
         if self.knee_ramp_to > self.limit {
             // Climbing to the next depth to measure: this tick belongs to the one before.
             self.ramp_step();
@@ -1533,7 +1590,73 @@ impl Aimd {
         }
         let (depth, floor) = self.knee_depth();
         self.trim_floor = floor.unwrap_or(u32::MAX);
+        if self.coarse && self.duel_next(0) {
+            // A first search: the depth is decided by duels (see [`DUEL_FROM_PERCENT`]), and
+            // trimmed from there if a step jumped over a sharp knee.
+            return;
+        }
         self.knee_settle(depth, floor.is_some());
+    }
+
+    /// Starts the duel of the shallowest measured depth above `above` whose window had
+    /// [`DUEL_FROM_PERCENT`] of the best window's throughput against twice that depth (at most
+    /// the maximum): the knee is where doubling the depth stops paying. `false` if there is no
+    /// such depth (or [`DUEL_MAX`] duels ran), the search's duels then being over.
+    fn duel_next(&mut self, above: u32) -> bool {
+        let from = percent_of(self.knee_best(), DUEL_FROM_PERCENT);
+        let low = self.knee_points[..self.knee_len]
+            .iter()
+            .filter(|p| p.2 != u128::MAX && p.0 > above && p.1 >= from)
+            .map(|p| p.0)
+            .min();
+        let count = self.duel.count;
+        let Some(low) = low.filter(|&l| count < DUEL_MAX && l < self.max) else {
+            return false;
+        };
+        self.duel = Duel {
+            low,
+            high: low.saturating_mul(2).min(self.max),
+            count: count + 1,
+            ..Duel::default()
+        };
+        self.limit = low;
+        true
+    }
+
+    /// One evaluated tick of a duel: measures the leg, alternates the depth, and at the end
+    /// keeps the shallower depth if it did [`DUEL_KEEP_PERMILLE`] ‰ of the deeper one's
+    /// throughput, or moves on to the next candidate, or settles at the deeper depth.
+    fn duel_tick(&mut self, s: &Sample) {
+        let d = &mut self.duel;
+        let side = (d.leg % 2) as usize;
+        d.tick += 1;
+        if d.tick > 1 {
+            d.bytes[side] = d.bytes[side].saturating_add(s.bytes);
+            d.ns[side] = d.ns[side].saturating_add(s.elapsed);
+            d.completions[side] = d.completions[side].saturating_add(s.completions);
+        }
+        if d.tick <= DUEL_LEG_TICKS {
+            return;
+        }
+        d.tick = 0;
+        d.leg += 1;
+        if d.leg < DUEL_LEGS {
+            self.limit = if d.leg % 2 == 0 { d.low } else { d.high };
+            return;
+        }
+        // Both rates as bytes per ms, compared crosswise: low/ns_low ≥ k × high/ns_high.
+        let d = *d;
+        let low_rate = u128::from(d.bytes[0]) * u128::from(d.ns[1]) * 1000;
+        let high_rate =
+            u128::from(d.bytes[1]) * u128::from(d.ns[0]) * u128::from(DUEL_KEEP_PERMILLE);
+        let measured = d.completions.iter().all(|&c| c >= KNEE_MIN_COMPLETIONS);
+        self.duel.high = 0;
+        let trim = self.trim_floor != u32::MAX;
+        if measured && low_rate >= high_rate {
+            self.knee_settle(d.low, trim);
+        } else if !self.duel_next(d.low) {
+            self.knee_settle(d.high, trim);
+        }
     }
 
     /// Climbs toward `depth` (at most the maximum), the first step now.
@@ -1542,10 +1665,17 @@ impl Aimd {
         self.ramp_step();
     }
 
-    /// One climbing step: 1/[`PROBE_STEP_DIV`] of the limit (at least 1), up to the target.
+    /// Goes to the depth to measure next, at once (never more than doubling the limit: a
+    /// search step is at most the depth in force, an undone cut's return ×5/4). A closed-loop
+    /// client fills the new depth within microseconds, so the next tick measures it; the 1/8
+    /// steps the search once took spent 70 of every 100 ms of its climb from depth 4 in
+    /// between (~0.4 s under the device's best, ~1.3 % of a 10 s run on the virtio disk).
     fn ramp_step(&mut self) {
-        let step = AIMD_INCREASE.max(self.limit / PROBE_STEP_DIV);
-        self.limit = self.limit.saturating_add(step).min(self.knee_ramp_to);
+        let most = self
+            .limit
+            .saturating_mul(2)
+            .max(self.limit.saturating_add(1));
+        self.limit = self.knee_ramp_to.clamp(self.limit, most);
         self.knee_window.restart(0);
     }
 
@@ -2205,6 +2335,72 @@ mod tests {
         limits
     }
 
+    /// Completions per tick of a soft-knee device at `limit`: 100 per unit of depth up to 32,
+    /// then `gain` ‰ more per doubling up to `flat`, and flat beyond.
+    fn soft_knee(limit: u32, gain: u64, flat: u32) -> u64 {
+        let d = u64::from(limit.max(1));
+        if d <= 32 {
+            return d * 100;
+        }
+        // log2(d / 32) in 1/1024ths, from the integer part and a linear fraction.
+        let log = |d: u64| {
+            let whole = 63 - u64::from((d / 32).leading_zeros());
+            let lo = 32u64 << whole;
+            whole * 1024 + (d - lo) * 1024 / lo
+        };
+        let l = log(d).min(log(u64::from(flat)));
+        3200 + 3200 * gain * l / 1000 / 1024
+    }
+
+    /// Runs a soft-knee device (see [`soft_knee`]) from a cold start until the controller has
+    /// been STEADY for two ticks; returns the limit and the limits PROBING used.
+    fn settle_on_soft_knee(gain: u64, flat: u32) -> (u32, std::vec::Vec<u32>) {
+        let (mut a, mut t) = probing(AimdOptions::new(256));
+        let mut limits = std::vec::Vec::new();
+        let mut steady = 0;
+        for _ in 0..2000 {
+            let n = soft_knee(a.limit(), gain, flat);
+            let d = tick_with(&mut a, &mut t, n, 500_000, 4096, 512);
+            if d.phase == Phase::Probing {
+                limits.push(d.limit);
+            }
+            steady = if d.phase == Phase::Steady {
+                steady + 1
+            } else {
+                0
+            };
+            if steady >= 2 {
+                break;
+            }
+        }
+        assert_eq!(a.phase(), Phase::Steady, "{limits:?}");
+        (a.limit(), limits)
+    }
+
+    #[test]
+    fn a_soft_knee_is_settled_by_duels_at_the_depth_doubling_stops_paying() {
+        // +6 % per doubling up to 128, flat beyond; the climb measured 64, 96, 144, 216 and
+        // 256: 64 loses its duel with 128 (94 %), 96 with 192 (97 %), 144 wins with 256.
+        let (limit, limits) = settle_on_soft_knee(60, 128);
+        assert_eq!(limit, 144, "{limits:?}");
+        // The duels alternate the two depths.
+        assert!(
+            limits.windows(2).any(|w| w == [64, 128]) && limits.windows(2).any(|w| w == [256, 144]),
+            "{limits:?}"
+        );
+        // +8 % per doubling up to 64, flat beyond: 64 wins its duel with 128.
+        let (limit, limits) = settle_on_soft_knee(80, 64);
+        assert_eq!(limit, 64, "{limits:?}");
+        // +3 % per doubling all the way: every duel is lost, the last one's deeper depth stands.
+        let (limit, limits) = settle_on_soft_knee(30, 256);
+        assert!(limit >= 128, "{limit} {limits:?}");
+        // Never more than doubling the limit in a tick.
+        assert!(
+            limits.windows(2).all(|w| w[1] <= w[0].max(1) * 2),
+            "{limits:?}"
+        );
+    }
+
     #[test]
     fn probing_climbs_while_throughput_grows_and_settles_at_the_knee() {
         let (mut a, mut t) = probing(AimdOptions::new(256));
@@ -2220,13 +2416,11 @@ mod tests {
         // so its first step past the knee may double the depth (32 → 64), and one more step of
         // that size confirms the plateau (96) before it settles back and trims; it never goes
         // further. (Before rule 7 the climb took 1/8 steps and stayed within 3/2 × the knee; the
-        // larger steps are what make it fast and noise-proof on a soft knee.) It climbs at most
-        // 1/8 of the depth per tick.
+        // larger steps are what make it fast and noise-proof on a soft knee.) It goes to each
+        // depth at once, never more than doubling the limit in a tick.
         assert_eq!(limits.iter().max(), Some(&96), "{limits:?}");
         assert!(
-            limits
-                .windows(2)
-                .all(|w| w[1] <= w[0] || w[1] - w[0] <= (w[0] / PROBE_STEP_DIV).max(1)),
+            limits.windows(2).all(|w| w[1] <= w[0].max(1) * 2),
             "{limits:?}"
         );
     }

@@ -1363,6 +1363,8 @@ struct AimdHarness {
     ticks_left: u32,
     /// Phases reached (see [`phase_bit`]).
     phases: u8,
+    /// The highest limit of the PROBING episode under way (0 outside one).
+    probe_high: u32,
 
     // The window, as the controller must see it.
     started: bool,
@@ -1398,6 +1400,7 @@ impl AimdHarness {
             budget: AIMD_MAX_COMPLETIONS,
             ticks_left: AIMD_MAX_TICKS,
             phases: phase_bit(Phase::Passthrough),
+            probe_high: 0,
             started: false,
             window_start: 0,
             samples: 0,
@@ -1485,6 +1488,11 @@ impl AimdHarness {
         }
         assert_eq!(stats.ticks, stats0.ticks.saturating_add(1));
         self.check_step(phase0, limit0, &d, &stats0, &stats);
+        self.probe_high = if d.phase == Phase::Probing {
+            self.probe_high.max(d.limit).max(limit0)
+        } else {
+            0
+        };
     }
 
     /// Checks what must hold after any tick.
@@ -1568,12 +1576,20 @@ impl AimdHarness {
         match (from, to) {
             (Phase::Passthrough, _) | (_, Phase::Passthrough) => {}
             (Phase::Backoff, _) => assert!(limit <= limit0, "BACKOFF raised {limit0} to {limit}"),
-            (Phase::Probing, Phase::Probing) => assert!(
+            // With a target a probe steps by 1/8 (or +1); without one the knee search goes to
+            // each depth it measures at once, at most doubling the limit.
+            (Phase::Probing, Phase::Probing) if self.opts.max_p99_ns > 0 => assert!(
                 limit == limit0
                     || limit == limit0 + 1
                     || (limit > limit0
                         && limit - limit0 <= (limit0 / crate::aimd::PROBE_STEP_DIV).max(1)),
                 "PROBING stepped {limit0} to {limit}"
+            ),
+            // ... or, in the duels that end the search, back to a depth it measured.
+            (Phase::Probing, Phase::Probing) => assert!(
+                limit <= limit0.max(1).saturating_mul(2) || limit <= self.probe_high,
+                "PROBING stepped {limit0} to {limit} (highest {})",
+                self.probe_high
             ),
             (Phase::Probing, Phase::Settling) => {
                 assert!(limit <= limit0, "PROBING settled {limit0} up to {limit}")
