@@ -143,12 +143,14 @@
 //!      rule 8's check) go down while they clearly cost nothing; the guard and the floor restart
 //!      at the depth settled on;
 //!    - a search from a cold start or after the device got faster first ends in paired
-//!      comparisons, "duels" (a trim, when due, follows the depth they keep): the shallowest
-//!      measured depth with [`DUEL_FROM_PERCENT`] % of the best window and twice that depth
-//!      alternate for [`DUEL_LEGS`] legs of [`DUEL_LEG_TICKS`] measured ticks, and the
-//!      shallower one is kept when it completed [`DUEL_KEEP_PERMILLE`] ‰ of the deeper one's
-//!      throughput (doubling the depth buys under 1.5 %); else the next shallowest measured
-//!      depth duels (at most [`DUEL_MAX`]), and else the last duel's deeper depth stands.
+//!      comparisons, "duels" (a trim, when due, follows the depth they keep): a measured depth
+//!      with [`DUEL_FROM_PERCENT`] % of the best window and twice that depth alternate for
+//!      [`DUEL_LEGS`] legs of [`DUEL_LEG_TICKS`] measured ticks, and the shallower one wins
+//!      when it completed [`DUEL_KEEP_PERMILLE`] ‰ of the deeper one's throughput (doubling
+//!      the depth buys under 1.5 %). A binary search over such depths (at most [`DUEL_MAX`]
+//!      duels; after a sharp-knee jump only depths up to the one estimated inside it) finds
+//!      the shallowest winner, where the search settles; if none won, on the deeper depth of
+//!      the deepest loser's duel.
 //!      Windows measured at different moments differ by the disk's slow swings as much as by
 //!      depth (on the virtio disk the search settled anywhere from 72 to 256 from run to run);
 //!      legs that alternate every 40 ms see the same swings;
@@ -157,7 +159,7 @@
 //!      depth the search started from.
 //!
 //!    Simulated (`tests/aimd_sim.rs`, the [`crate::sim::device::virtio`] model with its noise):
-//!    the search settles at depth 128–144 (seeds 1–12) in 0.9–2.8 s, where rules 1–6 alone held
+//!    the search settles at depth 128–144 (seeds 1–12) in 0.9–2.4 s, where rules 1–6 alone held
 //!    depth 17 and 76 %, and the search without duels at 96–256 with 96.7–99.9 % of the best. Sharp knees settle on the knee (NVMe 64, SATA
 //!    32, network 16) within 0.6 s.
 //! 8. **Without a target, a cut must not cost throughput.** Latency that rises at a fixed depth
@@ -356,16 +358,18 @@ pub const TRIM_BELOW_PERCENT: u64 = 90;
 /// show (a disk's slow swings move a whole window): a depth qualifies when its lower bound is
 /// within it.
 pub const KNEE_NOISE_CAP_PERCENT: u64 = 2;
-/// aura: without a target, the knee search ends with paired comparisons ("duels") of a measured
-/// depth whose window had at least this % of the best window's throughput against twice that
-/// depth: windows measured at different moments differ by the disk's slow swings (2–7 % per
+/// aura: without a target, the knee search ends with paired comparisons ("duels") of measured
+/// depths whose windows had at least this % of the best window's throughput, each against twice
+/// its depth: windows measured at different moments differ by the disk's slow swings (2–7 % per
 /// 100 ms on a virtio disk) as much as by depth, so the two depths are measured in alternating
-/// legs, where the swings fall on both alike.
-pub const DUEL_FROM_PERCENT: u64 = 94;
-/// aura: a duel keeps the shallower depth when, over its legs, it completed at least this ‰ of
+/// legs, where the swings fall on both alike. (At 94 % the simulated virtio disk's depth 128,
+/// measured during a slow swing at 92 % of a lucky window at 256, never dueled, and the search
+/// settled at 192.)
+pub const DUEL_FROM_PERCENT: u64 = 90;
+/// aura: the shallower depth wins a duel when, over its legs, it completed at least this ‰ of
 /// twice its depth's throughput (the knee: doubling the depth, and by Little's law the latency,
-/// would buy under 1.5 %); otherwise the next shallowest candidate duels, and after the last the
-/// deeper depth of that duel stands.
+/// would buy under 1.5 %). The search settles on the shallowest winner, or (none won) on the
+/// deeper depth of the deepest loser's duel.
 pub const DUEL_KEEP_PERMILLE: u64 = 985;
 /// aura: the legs of a duel, alternating shallower and deeper (the shallower first; an even
 /// number, so it ends at the deeper depth, where the search may settle). With the virtio
@@ -376,7 +380,8 @@ const _: () = assert!(DUEL_LEGS % 2 == 0);
 /// aura: the measured ticks of one duel leg, after one tick that is not measured (the device
 /// filling or draining to the leg's depth).
 pub const DUEL_LEG_TICKS: u32 = 3;
-/// aura: at most this many duels end one knee search.
+/// aura: at most this many duels end one knee search (a binary search over the candidates: 3
+/// decide among up to 7).
 pub const DUEL_MAX: u32 = 3;
 /// aura: without a target a cut is kept only if the throughput after it is clearly (two
 /// standard errors) at least this % of the throughput measured at the depth before it (under
@@ -721,6 +726,13 @@ struct Duel {
     completions: [u64; 2],
     /// Duels this search has run, this one included.
     count: u32,
+    /// The deepest candidate that lost its duel (0: none), the shallowest that won (0: none),
+    /// and the deeper depth of the deepest loser's duel.
+    after: u32,
+    kept: u32,
+    lost_high: u32,
+    /// Candidates are shallower than this (0: the maximum).
+    below: u32,
 }
 
 /// Without a target: where a ×4/5 cut stands.
@@ -1590,7 +1602,10 @@ impl Aimd {
         }
         let (depth, floor) = self.knee_depth();
         self.trim_floor = floor.unwrap_or(u32::MAX);
-        if self.coarse && self.duel_next(0) {
+        // After a step that jumped over a sharp knee only depths up to the one estimated inside
+        // the jump duel (the trims then look below); past a soft knee any measured depth may.
+        self.duel.below = if floor.is_some() { depth.saturating_add(1) } else { 0 };
+        if self.coarse && self.duel_next() {
             // A first search: the depth is decided by duels (see [`DUEL_FROM_PERCENT`]), and
             // trimmed from there if a step jumped over a sharp knee.
             return;
@@ -1598,25 +1613,50 @@ impl Aimd {
         self.knee_settle(depth, floor.is_some());
     }
 
-    /// Starts the duel of the shallowest measured depth above `above` whose window had
-    /// [`DUEL_FROM_PERCENT`] of the best window's throughput against twice that depth (at most
-    /// the maximum): the knee is where doubling the depth stops paying. `false` if there is no
-    /// such depth (or [`DUEL_MAX`] duels ran), the search's duels then being over.
-    fn duel_next(&mut self, above: u32) -> bool {
+    /// Starts the next duel of the search for the shallowest depth that wins one: a binary
+    /// search over the measured depths whose window had [`DUEL_FROM_PERCENT`] of the best
+    /// window's throughput, between the deepest one that lost (`after`) and the shallowest one
+    /// that won (`kept`), each dueling twice its depth (at most the maximum). Past a winner
+    /// only depths at least half of it are tried, so a duel always ends at or above the depth
+    /// the search may settle on. `false` when no candidate is left or [`DUEL_MAX`] duels ran.
+    fn duel_next(&mut self) -> bool {
         let from = percent_of(self.knee_best(), DUEL_FROM_PERCENT);
-        let low = self.knee_points[..self.knee_len]
-            .iter()
-            .filter(|p| p.2 != u128::MAX && p.0 > above && p.1 >= from)
-            .map(|p| p.0)
-            .min();
-        let count = self.duel.count;
-        let Some(low) = low.filter(|&l| count < DUEL_MAX && l < self.max) else {
-            return false;
+        let Duel {
+            count,
+            after,
+            kept,
+            below,
+            ..
+        } = self.duel;
+        let floor = after.max(kept.div_ceil(2).saturating_sub(1));
+        let below = match (kept, below) {
+            (0, 0) => self.max,
+            (0, b) => b,
+            (k, _) => k,
         };
+        // Rough windows (closed early on a large gain) are candidates too: the duel measures
+        // them again.
+        let mut cands = [0u32; KNEE_POINTS];
+        let mut n = 0;
+        for p in &self.knee_points[..self.knee_len] {
+            if p.1 >= from && p.0 > floor && p.0 < below && !cands[..n].contains(&p.0) {
+                cands[n] = p.0;
+                n += 1;
+            }
+        }
+        if n == 0 || count >= DUEL_MAX {
+            return false;
+        }
+        cands[..n].sort_unstable();
+        let low = cands[(n - 1) / 2];
         self.duel = Duel {
             low,
             high: low.saturating_mul(2).min(self.max),
             count: count + 1,
+            after,
+            kept,
+            below: self.duel.below,
+            lost_high: self.duel.lost_high,
             ..Duel::default()
         };
         self.limit = low;
@@ -1624,8 +1664,9 @@ impl Aimd {
     }
 
     /// One evaluated tick of a duel: measures the leg, alternates the depth, and at the end
-    /// keeps the shallower depth if it did [`DUEL_KEEP_PERMILLE`] ‰ of the deeper one's
-    /// throughput, or moves on to the next candidate, or settles at the deeper depth.
+    /// judges it (the shallower depth wins with [`DUEL_KEEP_PERMILLE`] ‰ of the deeper one's
+    /// throughput), then starts the next duel or settles: on the shallowest winner, else on
+    /// the deeper depth of the deepest loser.
     fn duel_tick(&mut self, s: &Sample) {
         let d = &mut self.duel;
         let side = (d.leg % 2) as usize;
@@ -1644,18 +1685,24 @@ impl Aimd {
             self.limit = if d.leg % 2 == 0 { d.low } else { d.high };
             return;
         }
-        // Both rates as bytes per ms, compared crosswise: low/ns_low ≥ k × high/ns_high.
-        let d = *d;
+        // Both rates as bytes per ns, compared crosswise: low/ns_low ≥ k × high/ns_high.
         let low_rate = u128::from(d.bytes[0]) * u128::from(d.ns[1]) * 1000;
         let high_rate =
             u128::from(d.bytes[1]) * u128::from(d.ns[0]) * u128::from(DUEL_KEEP_PERMILLE);
         let measured = d.completions.iter().all(|&c| c >= KNEE_MIN_COMPLETIONS);
-        self.duel.high = 0;
-        let trim = self.trim_floor != u32::MAX;
         if measured && low_rate >= high_rate {
-            self.knee_settle(d.low, trim);
-        } else if !self.duel_next(d.low) {
-            self.knee_settle(d.high, trim);
+            d.kept = d.low;
+        } else {
+            d.after = d.low;
+            d.lost_high = d.high;
+        }
+        d.high = 0;
+        if !self.duel_next() {
+            let d = self.duel;
+            let depth = if d.kept != 0 { d.kept } else { d.lost_high };
+            self.duel.high = 0;
+            let trim = self.trim_floor != u32::MAX;
+            self.knee_settle(depth, trim);
         }
     }
 
@@ -2380,12 +2427,16 @@ mod tests {
     #[test]
     fn a_soft_knee_is_settled_by_duels_at_the_depth_doubling_stops_paying() {
         // +6 % per doubling up to 128, flat beyond; the climb measured 64, 96, 144, 216 and
-        // 256: 64 loses its duel with 128 (94 %), 96 with 192 (97 %), 144 wins with 256.
+        // 256. The binary search over the candidates 64, 96, 144 and 216 starts at 96, which
+        // loses its duel with 192 (97 %), then 144 wins its duel with 256, and nothing is left
+        // between the two.
         let (limit, limits) = settle_on_soft_knee(60, 128);
         assert_eq!(limit, 144, "{limits:?}");
-        // The duels alternate the two depths.
+        // The duels alternate the two depths; 64 never duels.
         assert!(
-            limits.windows(2).any(|w| w == [64, 128]) && limits.windows(2).any(|w| w == [256, 144]),
+            limits.windows(2).any(|w| w == [96, 192])
+                && limits.windows(2).any(|w| w == [256, 144])
+                && !limits.windows(2).any(|w| w == [64, 128]),
             "{limits:?}"
         );
         // +8 % per doubling up to 64, flat beyond: 64 wins its duel with 128.
