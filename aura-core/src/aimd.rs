@@ -1604,7 +1604,11 @@ impl Aimd {
         self.trim_floor = floor.unwrap_or(u32::MAX);
         // After a step that jumped over a sharp knee only depths up to the one estimated inside
         // the jump duel (the trims then look below); past a soft knee any measured depth may.
-        self.duel.below = if floor.is_some() { depth.saturating_add(1) } else { 0 };
+        self.duel.below = if floor.is_some() {
+            depth.saturating_add(1)
+        } else {
+            0
+        };
         if self.coarse && self.duel_next() {
             // A first search: the depth is decided by duels (see [`DUEL_FROM_PERCENT`]), and
             // trimmed from there if a step jumped over a sharp knee.
@@ -1685,10 +1689,10 @@ impl Aimd {
             self.limit = if d.leg % 2 == 0 { d.low } else { d.high };
             return;
         }
-        // Both rates as bytes per ns, compared crosswise: low/ns_low ≥ k × high/ns_high.
-        let low_rate = u128::from(d.bytes[0]) * u128::from(d.ns[1]) * 1000;
-        let high_rate =
-            u128::from(d.bytes[1]) * u128::from(d.ns[0]) * u128::from(DUEL_KEEP_PERMILLE);
+        // Bytes per second at each depth (< 2^94 from saturated counters: no overflow below).
+        let rate = |i: usize| u128::from(d.bytes[i]) * 1_000_000_000 / u128::from(d.ns[i].max(1));
+        let low_rate = rate(0) * 1000;
+        let high_rate = rate(1) * u128::from(DUEL_KEEP_PERMILLE);
         let measured = d.completions.iter().all(|&c| c >= KNEE_MIN_COMPLETIONS);
         if measured && low_rate >= high_rate {
             d.kept = d.low;
