@@ -405,13 +405,24 @@ mod tests {
 
     #[test]
     fn cpu_is_real() {
+        // Work until the thread's CPU time moves (each step kept by `black_box`, so the loop
+        // cannot be folded away), with a wall-clock bound: a fixed amount of work once failed
+        // to register on a loaded machine.
         let a = Cpu::thread_now();
+        let start = std::time::Instant::now();
         let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
+        loop {
+            for i in 0..1_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            let d = Cpu::thread_now().since(&a);
+            if d.user_us + d.sys_us > 0 {
+                break;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "no CPU time counted after 5 s of work"
+            );
         }
-        std::hint::black_box(x);
-        let b = Cpu::thread_now();
-        assert!(b.since(&a).user_us + b.since(&a).sys_us > 0);
     }
 }
