@@ -312,7 +312,7 @@ pub fn aura_line(a: &AuraSummary) -> String {
         .map(|p| format!("{p:.2}ms"))
         .unwrap_or_else(|| "n/a".into());
     format!(
-        "  aura: depth={}, settled depth={} (within 25% after {settle}), cap={}, rings={}, phase={}, p99={p99}{target}, spills={}, peak in flight={}",
+        "  aura: depth={}, settled depth={} (held within 25% from {settle}), cap={}, rings={}, phase={}, p99={p99}{target}, spills={}, peak in flight={}",
         a.mode, a.settled_depth, a.cap, a.rings, a.phase, a.spills, a.peak_in_flight
     )
 }

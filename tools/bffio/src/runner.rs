@@ -98,7 +98,8 @@ pub struct AuraSummary {
     /// Median in-flight depth (limit, capped by what workers submit) over the last third of
     /// the measured run.
     pub settled_depth: u32,
-    /// When the depth first came within ±25 % of the settled depth, ms from the start.
+    /// When the depth came within ±25 % of the settled depth to stay (see `settle_time_ns`), ms
+    /// from the start.
     pub time_to_settle_ms: Option<u64>,
     /// Phase of ring 0 at the end.
     pub phase: String,
@@ -1581,6 +1582,38 @@ fn run_group(
     })
 }
 
+/// How long the depth is held within ±25 % of `settled` for the timeline to count it as
+/// settled there.
+const SETTLE_HOLD_NS: u64 = 1_000_000_000;
+
+/// When the depth came within ±25 % of `settled` to stay: the start of the first stretch of the
+/// timeline (time ns, depth, in flight) inside that band for [`SETTLE_HOLD_NS`], or that runs to
+/// its end (the drain's last sample aside). A search that passes through the band on its way
+/// (the climb, the duels' legs on either side of it) does not count. `None` if the depth never
+/// stayed there.
+fn settle_time_ns(timeline: &[(u64, u32, u32)], settled: u32) -> Option<u64> {
+    let lo = u64::from(settled) * 3;
+    let hi = u64::from(settled) * 5;
+    // Within ±25 %: 3/4 × settled ≤ depth ≤ 5/4 × settled, in quarters.
+    let inside = |d: u32| (lo..=hi).contains(&(u64::from(d) * 4));
+    let body = match timeline.split_last() {
+        Some((last, rest)) if !inside(last.1) => rest,
+        _ => timeline,
+    };
+    let mut start = None;
+    for s in body {
+        if !inside(s.1) {
+            start = None;
+            continue;
+        }
+        let t0 = *start.get_or_insert(s.0);
+        if s.0 - t0 >= SETTLE_HOLD_NS {
+            return Some(t0);
+        }
+    }
+    start
+}
+
 fn summarize_aura(
     first: &Job,
     engine: &Engine,
@@ -1610,15 +1643,10 @@ fn summarize_aura(
     } else {
         depths[depths.len() / 2]
     };
-    let lo = f64::from(settled) * 0.75;
-    let hi = f64::from(settled) * 1.25;
     let time_to_settle_ms = if fixed {
         Some(0)
     } else {
-        timeline
-            .iter()
-            .find(|s| f64::from(s.1) >= lo && f64::from(s.1) <= hi)
-            .map(|s| s.0 / 1_000_000)
+        settle_time_ns(timeline, settled).map(|t| t / 1_000_000)
     };
     let step = timeline.len().div_ceil(600).max(1);
     let mut peak = 0;
@@ -1649,6 +1677,32 @@ fn summarize_aura(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settle_time_skips_a_search_passing_through_the_band() {
+        const MS: u64 = 1_000_000;
+        // Climb through 96, duel legs at 64 and 128 (outside ±25 % of 96), then 96 with a
+        // re-probe at 108 and a cut to 76, then the drain's last sample.
+        let mut t = vec![(50 * MS, 40, 40), (100 * MS, 4, 4), (250 * MS, 96, 96)];
+        for (i, d) in [64, 128, 64, 128, 64, 128].iter().enumerate() {
+            t.push(((300 + 50 * i as u64) * MS, *d, *d));
+        }
+        for i in 0..40u64 {
+            let d = match i {
+                10 => 108,
+                20 => 76,
+                _ => 96,
+            };
+            t.push(((600 + 50 * i) * MS, d, d));
+        }
+        t.push((2600 * MS, 1, 1));
+        assert_eq!(settle_time_ns(&t, 96), Some(600 * MS));
+        // Held for under a second but to the end (the drain aside): settled when it came.
+        assert_eq!(settle_time_ns(&t[..20], 96), Some(600 * MS));
+        // Never inside the band for good.
+        assert_eq!(settle_time_ns(&t[..9], 96), None);
+        assert_eq!(settle_time_ns(&[], 96), None);
+    }
 
     #[test]
     fn clat_starts_after_the_flush_that_sent_the_request() {
