@@ -675,11 +675,7 @@ impl TputWindow {
 
     /// Bytes per second over the window.
     fn mean(&self) -> u64 {
-        if self.ns == 0 {
-            return 0;
-        }
-        let v = u128::from(self.bytes) * 1_000_000_000 / u128::from(self.ns);
-        u64::try_from(v).unwrap_or(u64::MAX)
+        per_second(self.bytes, self.ns)
     }
 
     /// The variance of the mean, (bytes/s)², from the spread of the ticks' throughputs.
@@ -1674,7 +1670,7 @@ impl Aimd {
             ..
         } = self.duel;
         let floor = after.max(kept.div_ceil(2).saturating_sub(1));
-        let below = match (kept, below) {
+        let under = match (kept, below) {
             (0, 0) => self.max,
             (0, b) => b,
             (k, _) => k,
@@ -1684,7 +1680,7 @@ impl Aimd {
         let mut cands = [0u32; KNEE_POINTS];
         let mut n = 0;
         for p in &self.knee_points[..self.knee_len] {
-            if p.1 >= from && p.0 > floor && p.0 < below && !cands[..n].contains(&p.0) {
+            if p.1 >= from && p.0 > floor && p.0 < under && !cands[..n].contains(&p.0) {
                 cands[n] = p.0;
                 n += 1;
             }
@@ -1700,7 +1696,7 @@ impl Aimd {
             count: count + 1,
             after,
             kept,
-            below: self.duel.below,
+            below,
             lost_high: self.duel.lost_high,
             ..Duel::default()
         };
@@ -1746,8 +1742,8 @@ impl Aimd {
             self.limit = if d.leg % 2 == 0 { d.low } else { d.high };
             return;
         }
-        // Bytes per second at each depth (< 2^94 from saturated counters: no overflow below).
-        let rate = |i: usize| u128::from(d.bytes[i]) * 1_000_000_000 / u128::from(d.ns[i].max(1));
+        // Bytes per second at each depth, compared in u128 (a u64 rate × 1000 cannot overflow).
+        let rate = |i: usize| u128::from(per_second(d.bytes[i], d.ns[i].max(1)));
         let low_rate = rate(0) * 1000;
         let high_rate = rate(1) * u128::from(DUEL_KEEP_PERMILLE);
         let measured = d.completions.iter().all(|&c| c >= KNEE_MIN_COMPLETIONS);
@@ -1762,7 +1758,6 @@ impl Aimd {
         if !self.duel_next() {
             let d = self.duel;
             let depth = if d.kept != 0 { d.kept } else { d.lost_high };
-            self.duel.high = 0;
             let trim = self.trim_floor != u32::MAX;
             self.knee_settle(depth, trim);
         }
