@@ -206,7 +206,10 @@
 //!       to the budget the band is over it, and rules 1–6 cut again.
 //!     - A probe, or the re-probe that would start it, never steps into a band over budget
 //!       whose share is also more than twice the share of the depth in force (a tail the
-//!       device has at every depth is no reason to stay low): it holds where it is.
+//!       device has at every depth is no reason to stay low): it holds where it is. At the
+//!       minimum the band in force never holds it by itself (the tail there is the device's
+//!       own), and a cut from under twice the minimum sets no ceiling (rule 9): a stall storm
+//!       right after engaging used to pin a 3.5 s run at depth 4 both ways.
 //!     - The climb from BASELINE takes +1 steps once a tick's P99 reaches half the target, so
 //!       it does not overshoot far into the depths where the tail begins.
 //!
@@ -214,8 +217,8 @@
 //!     run's P99 met the target in 17 of 18 runs (0.36–0.96 ms; one 1.12 ms) at a median of
 //!     82 k IOPS (51–87 k), against 0 of 8 without rule 10 in the same spells (1.47–2.97 ms, at
 //!     83–91 k). Fio's best static depth under 1 ms did 86–91 k (QD32, P99 0.43 ms). The price:
-//!     a stall episode early in a run can mark the start depth's band over budget and hold the
-//!     climb low (one run stayed at depth 4, 51 k) until the share decays.
+//!     a stall episode early in a run can mark a band over budget and hold the climb below it
+//!     until the share decays (at the minimum no longer, see above).
 //!
 //! Also: throughput counts every completion's bytes (the original counted only latency-sampled
 //! completions, under-reporting 8×), and stats are computed in PASSTHROUGH too.
@@ -2123,8 +2126,11 @@ impl Aimd {
             return false;
         };
         if Self::tail_band(depth) == Self::tail_band(self.limit) {
-            // Over budget where the depth is now: no climb.
-            return true;
+            // Over budget where the depth is now: no climb, unless it is the minimum. There the
+            // tail is the device's own (no depth is lower), and holding there would only wait
+            // for the share to decay: a stall storm right after engaging (a device still
+            // draining a deeper queue) put the start band over budget for seconds.
+            return self.limit > self.min;
         }
         let (o, a) = self.tail_of(self.limit).unwrap_or((0, 1));
         // up.0 / up.1 > 2 × o / a
@@ -2153,8 +2159,16 @@ impl Aimd {
         let from = self.limit;
         self.limit = cut.max(self.min);
         // Only a probe's cut sets a ceiling (rule 9): a cut at a depth held for a while is a
-        // stall episode of the device, which a ceiling would only walk down.
-        if self.max_p99_ns > 0 && !self.trim && self.limit < from && self.probe_over {
+        // stall episode of the device, which a ceiling would only walk down. Nor does a cut from
+        // under twice the minimum: that ceiling would pin the limit at the minimum for the whole
+        // hold, and what went over there is the device's own tail (a stall storm right after
+        // engaging, while the device drained a deeper queue, held a 3.5 s run at depth 4).
+        if self.max_p99_ns > 0
+            && !self.trim
+            && self.limit < from
+            && self.probe_over
+            && from >= self.min.saturating_mul(2)
+        {
             self.set_ceiling(from);
         }
         self.probe_over = false;
@@ -2597,6 +2611,42 @@ mod tests {
             tick_with(&mut a, &mut t, 1600, 5 * MS, 4096, 512);
         }
         assert!(a.stats().backoffs > backoffs, "over budget: cut");
+    }
+
+    #[test]
+    fn a_stall_storm_at_the_minimum_does_not_hold_the_climb() {
+        // Rule 10, with a 1 ms target, from the minimum depth: the first ticks come in a stall
+        // storm (30 % of completions over the target), which judges the start band over budget.
+        let (mut a, mut t) = probing(AimdOptions {
+            max_p99_ns: MS,
+            initial_in_flight: 4,
+            ..AimdOptions::new(256)
+        });
+        assert_eq!(a.limit(), a.bounds().0, "starts at the minimum");
+        for _ in 0..15 {
+            for _ in 0..135 {
+                a.on_complete(Some(3 * MS), 4096);
+            }
+            tick_with(&mut a, &mut t, 315, 100_000, 4096, 512);
+        }
+        let start = a.tail_of(a.limit()).expect("the start band is judged");
+        assert!(Aimd::over_budget(start), "{start:?}");
+        // Then the device is clean, and a climb pays. The band's share would take seconds to
+        // decay under the budget; the climb must not wait for it.
+        let mut climbed = None;
+        for i in 0..300 {
+            let n = u64::from(a.limit().min(32)) * 110;
+            tick_with(&mut a, &mut t, n, 100_000, 4096, 512);
+            if a.limit() >= 8 {
+                climbed = Some(i);
+                break;
+            }
+        }
+        assert!(
+            climbed.is_some(),
+            "held at {} for 3 s by the storm's share",
+            a.limit()
+        );
     }
 
     #[test]
