@@ -2633,17 +2633,13 @@ mod tests {
         assert!(Aimd::over_budget(start), "{start:?}");
         // Then the device is clean, and a climb pays. The band's share would take seconds to
         // decay under the budget; the climb must not wait for it.
-        let mut climbed = None;
-        for i in 0..300 {
+        let climbed = (0..300).any(|_| {
             let n = u64::from(a.limit().min(32)) * 110;
             tick_with(&mut a, &mut t, n, 100_000, 4096, 512);
-            if a.limit() >= 8 {
-                climbed = Some(i);
-                break;
-            }
-        }
+            a.limit() >= 8
+        });
         assert!(
-            climbed.is_some(),
+            climbed,
             "held at {} for 3 s by the storm's share",
             a.limit()
         );
